@@ -1,0 +1,2 @@
+#include "ratepool/log.h"
+int main(void) { return 0; }
