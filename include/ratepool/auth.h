@@ -44,6 +44,17 @@ int auth_token(struct auth *a, enum auth_kind kind, char *out, size_t n, struct 
  * replaced it. */
 void auth_invalidate(struct auth *a, enum auth_kind kind, const char *token);
 
+/* Performs req with the current token of `kind` attached (WattTime:
+ * "Authorization: Bearer <token>"; Kraken: "Authorization: <jwt>"), using
+ * the retry policy. On RP_EAUTH, or a Kraken GraphQL answer whose errors
+ * carry KT-CT-1139, KT-CT-1111 or KT-CT-1143, it invalidates the token,
+ * refreshes it and retries once; a second auth failure returns RP_EAUTH
+ * (reported, not looped). `attempts` (may be NULL) gets every HTTP request
+ * made, token requests included. req's auth fields are overwritten. */
+int auth_perform(struct auth *a, enum auth_kind kind, struct http_request *req,
+		 const struct http_retry_policy *policy, struct http_response *resp, int *attempts,
+		 struct rp_err *err);
+
 struct auth_stats {
 	unsigned long refresh_count;
 	int64_t last_refresh;     /* 0: never */
