@@ -146,6 +146,25 @@ out:
 	return rc;
 }
 
+void log_remove_secret(const char *secret)
+{
+	int i;
+
+	if(!secret)
+		return;
+	pthread_mutex_lock(&log_lock);
+	for(i = 0; i < secret_count; i++) {
+		if(strcmp(secrets[i], secret))
+			continue;
+		free(secrets[i]);
+		secrets[i] = secrets[secret_count - 1];
+		secrets[secret_count - 1] = NULL;
+		secret_count--;
+		break;
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
 /* Caller holds log_lock (or accepts a racy secret list at startup). */
 static void scrub_locked(const char *in, char *out, unsigned long outsz)
 {

@@ -42,6 +42,11 @@ void log_close(void);
  * string is copied. At most 32 secrets; returns 0 or RP_EBUSY/RP_ENOMEM. */
 int log_add_secret(const char *secret);
 
+/* Forgets a secret registered before (e.g. a token that was replaced by a
+ * newer one), so that short-lived tokens do not fill the 32 places. No-op
+ * when it is not registered. */
+void log_remove_secret(const char *secret);
+
 /* Writes one line; use the macros below, which check the level first. */
 void log_write(enum log_level level, const char *event, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
