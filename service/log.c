@@ -13,13 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOG_LINE_MAX 2048
+#define LOG_LINE_MAX    2048
 #define LOG_SECRETS_MAX 32
 
 enum log_level log__level = LOG_LEVEL_INFO;
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static FILE *log_file;      /* NULL means stderr */
+static FILE *log_file; /* NULL means stderr */
 static char *log_path;
 static char *secrets[LOG_SECRETS_MAX];
 static int secret_count;
@@ -95,8 +95,7 @@ int log_reopen(void)
 		if(f) {
 			fclose(log_file);
 			log_file = f;
-		}
-		else
+		} else
 			rc = RP_EIO;
 	}
 	pthread_mutex_unlock(&log_lock);
@@ -165,33 +164,66 @@ void log_remove_secret(const char *secret)
 	pthread_mutex_unlock(&log_lock);
 }
 
+/* Length of the longest registered secret that starts at `in`, or 0.
+ * The longest wins so that a secret extending another is masked whole,
+ * not as "***" followed by its tail. Caller holds log_lock. */
+static size_t secret_at(const char *in)
+{
+	size_t best = 0;
+	int i;
+
+	for(i = 0; i < secret_count; i++) {
+		size_t n = strlen(secrets[i]);
+		if(n > best && !strncmp(in, secrets[i], n))
+			best = n;
+	}
+	return best;
+}
+
 /* Caller holds log_lock (or accepts a racy secret list at startup). */
 static void scrub_locked(const char *in, char *out, unsigned long outsz)
 {
 	unsigned long o = 0;
-	int i;
 
 	if(!outsz)
 		return;
 	while(*in && o + 1 < outsz) {
-		int hit = 0;
-		for(i = 0; i < secret_count; i++) {
-			size_t n = strlen(secrets[i]);
-			if(!strncmp(in, secrets[i], n)) {
-				const char *mask = "***";
-				while(*mask && o + 1 < outsz)
-					out[o++] = *mask++;
-				in += n;
-				hit = 1;
-				break;
-			}
-		}
-		if(hit)
+		size_t n = secret_at(in);
+		if(n) {
+			const char *mask = "***";
+			while(*mask && o + 1 < outsz)
+				out[o++] = *mask++;
+			in += n;
 			continue;
+		}
 		out[o++] = (*in == '\n' || *in == '\r' || (unsigned char)*in < 0x20) ? ' ' : *in;
 		in++;
 	}
 	out[o] = '\0';
+}
+
+/* text was cut at the line limit: drop any tail that is the beginning of
+ * a secret, since the rest of it (which would have made it match) is
+ * gone. Caller holds log_lock. */
+static void drop_cut_secret(char *text)
+{
+	size_t len = strlen(text);
+	int i, cut;
+
+	do {
+		cut = 0;
+		for(i = 0; i < secret_count && !cut; i++) {
+			size_t n = strlen(secrets[i]);
+			size_t k = n - 1 < len ? n - 1 : len;
+			for(; k > 0; k--)
+				if(!memcmp(text + len - k, secrets[i], k)) {
+					len -= k;
+					text[len] = '\0';
+					cut = 1;
+					break;
+				}
+		}
+	} while(cut);
 }
 
 void log_scrub(const char *in, char *out, unsigned long outsz)
@@ -209,18 +241,21 @@ void log_write(enum log_level level, const char *event, const char *fmt, ...)
 	struct timespec now;
 	struct tm tm;
 	va_list ap;
+	int n;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 
 	va_start(ap, fmt);
-	vsnprintf(body, sizeof(body), fmt, ap);
+	n = vsnprintf(body, sizeof(body), fmt, ap);
 	va_end(ap);
 
 	pthread_mutex_lock(&log_lock);
+	if(n >= (int)sizeof(body))
+		drop_cut_secret(body);
 	scrub_locked(body, clean, sizeof(clean));
 	fprintf(log_file ? log_file : stderr, "ts=%s.%03ldZ level=%s event=%s%s%s\n", ts,
-		now.tv_nsec / 1000000L, level_names[level], event, *clean ? " " : "", clean);
+	        now.tv_nsec / 1000000L, level_names[level], event, *clean ? " " : "", clean);
 	pthread_mutex_unlock(&log_lock);
 }

@@ -21,8 +21,7 @@ void slot_list_clear(struct slot_list *list)
 	list->n = 0;
 }
 
-int slot_list_push(struct slot_list *list, int64_t start, int64_t end, double value,
-		   double value_exc_vat)
+int slot_list_push(struct slot_list *list, int64_t start, int64_t end, double value, double value_exc_vat)
 {
 	struct slot *s;
 
@@ -47,18 +46,57 @@ int slot_list_push(struct slot_list *list, int64_t start, int64_t end, double va
 	return 0;
 }
 
-static int by_start(const void *a, const void *b)
+static int by_start(const struct slot *x, const struct slot *y)
 {
-	const struct slot *x = a, *y = b;
 	if(x->start != y->start)
 		return x->start < y->start ? -1 : 1;
 	return x->end < y->end ? -1 : x->end > y->end;
 }
 
+/* Bottom-up merge sort: stable whatever the C library's qsort is (glibc's
+ * stopped being a merge sort in 2.37). Falls back to an insertion sort
+ * (also stable) when the scratch buffer cannot be had. */
 void slot_list_sort(struct slot_list *list)
 {
-	if(list->n > 1)
-		qsort(list->v, list->n, sizeof(list->v[0]), by_start);
+	struct slot *a = list->v, *b, *tmp;
+	size_t n = list->n, width, i;
+
+	if(n < 2)
+		return;
+	b = malloc(n * sizeof(*b));
+	if(!b) {
+		for(i = 1; i < n; i++) {
+			struct slot s = a[i];
+			size_t j = i;
+			while(j > 0 && by_start(&a[j - 1], &s) > 0) {
+				a[j] = a[j - 1];
+				j--;
+			}
+			a[j] = s;
+		}
+		return;
+	}
+	for(width = 1; width < n; width *= 2) {
+		for(i = 0; i < n; i += 2 * width) {
+			size_t lo = i, mid = i + width < n ? i + width : n;
+			size_t hi = i + 2 * width < n ? i + 2 * width : n;
+			size_t l = lo, r = mid, o = lo;
+			while(l < mid && r < hi)
+				b[o++] = by_start(&a[r], &a[l]) < 0 ? a[r++] : a[l++];
+			while(l < mid)
+				b[o++] = a[l++];
+			while(r < hi)
+				b[o++] = a[r++];
+		}
+		tmp = a;
+		a = b;
+		b = tmp;
+	}
+	if(a != list->v) {
+		memcpy(list->v, a, n * sizeof(*a));
+		b = a;
+	}
+	free(b);
 }
 
 int slot_list_validate(const struct slot_list *list, double max_abs, struct rp_err *err)
@@ -71,15 +109,19 @@ int slot_list_validate(const struct slot_list *list, double max_abs, struct rp_e
 		return rp_err_set(err, RP_EGARBAGE, "%zu slots is more than %d", list->n, SLOT_LIST_MAX);
 	for(i = 0; i < list->n; i++) {
 		const struct slot *s = &list->v[i];
-		int64_t len = s->end - s->start;
+		/* In unsigned arithmetic: hostile times must not overflow. */
+		uint64_t len = (uint64_t)s->end - (uint64_t)s->start;
 		if(!isfinite(s->value) || fabs(s->value) > max_abs)
 			return rp_err_set(err, RP_EGARBAGE, "slot %zu has an absurd value", i);
-		if(!isnan(s->value_exc_vat) && (!isfinite(s->value_exc_vat) || fabs(s->value_exc_vat) > max_abs))
+		if(!isnan(s->value_exc_vat) &&
+		   (!isfinite(s->value_exc_vat) || fabs(s->value_exc_vat) > max_abs))
 			return rp_err_set(err, RP_EGARBAGE, "slot %zu has an absurd value excluding VAT", i);
-		if(len <= 0 || len > 86400 || len % 60)
-			return rp_err_set(err, RP_EGARBAGE, "slot %zu has a bad length (%lld s)", i, (long long)len);
+		if(s->end <= s->start || len > 86400 || len % 60)
+			return rp_err_set(err, RP_EGARBAGE, "slot %zu has a bad length (from %lld to %lld)",
+			                  i, (long long)s->start, (long long)s->end);
 		if(i && s->start < list->v[i - 1].end)
-			return rp_err_set(err, RP_EGARBAGE, "slot %zu overlaps or precedes the one before", i);
+			return rp_err_set(err, RP_EGARBAGE, "slot %zu overlaps or precedes the one before",
+			                  i);
 	}
 	return 0;
 }
