@@ -1,0 +1,310 @@
+/* test_aemo.c - the AEMO 5MIN parser on fixture files (tests/data/aemo/),
+ * and the client against the fake upstream. */
+#include "ratepool/aemo.h"
+
+#include "ratepool/config.h"
+#include "ratepool/http.h"
+#include "ratepool/log.h"
+#include "ratepool/provider.h"
+
+#include <limits.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* cmocka 1.1 has no assert_double_equal. */
+#define assert_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
+
+#define ALL_FROM INT64_MIN
+#define ALL_TO   INT64_MAX
+
+/* Reads tests/data/aemo/<name>, from the source tree (the working
+ * directory, or three levels above build/<x>/tests/<binary>). */
+static char *load(const char *name, size_t *len)
+{
+	char path[PATH_MAX + 128], exe[PATH_MAX];
+	FILE *f;
+	char *buf;
+	long n;
+	ssize_t el;
+
+	snprintf(path, sizeof(path), "tests/data/aemo/%s", name);
+	f = fopen(path, "rb");
+	if(!f) {
+		el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if(el > 0) {
+			exe[el] = '\0';
+			*strrchr(exe, '/') = '\0';
+			snprintf(path, sizeof(path), "%s/../../../tests/data/aemo/%s", exe, name);
+			f = fopen(path, "rb");
+		}
+	}
+	if(!f)
+		fail_msg("fixture %s not found", name);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	assert_true(n >= 0);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+static int parse_file(const char *name, const char *region, int64_t from, int64_t to, struct slot_list *out,
+                      struct rp_err *err)
+{
+	size_t len;
+	char *body = load(name, &len);
+	int rc;
+
+	rp_err_clear(err);
+	rc = aemo_parse_5min(body, len, region, from, to, out, err);
+	free(body);
+	return rc;
+}
+
+/* 2025-11-14T11:35:00 NEM (UTC+10) is 01:35Z, the END of its interval. */
+#define DOC_END_1 1763084100
+
+static void test_doc_example_slot_ends_at_settlementdate_in_nem_time(void **state)
+{
+	struct slot_list l;
+	struct rp_err err;
+
+	slot_list_init(&l);
+	assert_int_equal(parse_file("5min_doc_example.json", "NSW1", ALL_FROM, ALL_TO, &l, &err), 0);
+	assert_string_equal(l.unit, "AUD/kWh");
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.v[0].start, DOC_END_1 - 300);
+	assert_int_equal(l.v[0].end, DOC_END_1);
+	assert_near(l.v[0].value, -0.01172846, 1e-12);
+	assert_true(isnan(l.v[0].value_exc_vat));
+	assert_int_equal(l.v[1].start, DOC_END_1);
+	assert_int_equal(l.v[1].end, DOC_END_1 + 300);
+	assert_near(l.v[1].value, -0.0109, 1e-12);
+	slot_list_free(&l);
+}
+
+static void test_predispatch_forecast_rows_are_not_kept(void **state)
+{
+	struct slot_list l;
+	struct rp_err err;
+	size_t i;
+
+	slot_list_init(&l);
+	assert_int_equal(parse_file("5min_doc_example.json", "NSW1", ALL_FROM, ALL_TO, &l, &err), 0);
+	for(i = 0; i < l.n; i++)
+		assert_true(l.v[i].end <= DOC_END_1 + 300);
+	/* SA1 has only a FORECAST row there: known region, no slots. */
+	assert_int_equal(parse_file("5min_doc_example.json", "SA1", ALL_FROM, ALL_TO, &l, &err), 0);
+	assert_int_equal(l.n, 0);
+	assert_string_equal(l.unit, "AUD/kWh");
+	slot_list_free(&l);
+}
+
+static void test_full_report_gives_288_contiguous_slots_per_region(void **state)
+{
+	static const char *const regions[] = {"NSW1", "QLD1", "VIC1", "SA1", "TAS1"};
+	const int64_t first_start = 1763083200; /* 11:20 NEM, 01:20Z */
+	struct slot_list l;
+	struct rp_err err;
+	size_t r, i;
+
+	slot_list_init(&l);
+	for(r = 0; r < 5; r++) {
+		assert_int_equal(parse_file("5min_full.json", regions[r], ALL_FROM, ALL_TO, &l, &err), 0);
+		assert_int_equal(l.n, 288);
+		assert_int_equal(l.v[0].start, first_start);
+		for(i = 0; i < l.n; i++)
+			assert_int_equal(l.v[i].end - l.v[i].start, 300);
+		assert_int_equal(slot_list_contiguous_end(&l), first_start + 288 * 300);
+		assert_int_equal(slot_list_validate(&l, provider_aemo.max_abs, &err), 0);
+	}
+	slot_list_free(&l);
+}
+
+static void test_only_slots_overlapping_the_range_are_kept(void **state)
+{
+	const int64_t first_start = 1763083200;
+	struct slot_list l;
+	struct rp_err err;
+
+	slot_list_init(&l);
+	assert_int_equal(
+	        parse_file("5min_full.json", "VIC1", first_start + 3600, first_start + 7200, &l, &err), 0);
+	assert_int_equal(l.n, 12);
+	assert_int_equal(l.v[0].start, first_start + 3600);
+	assert_int_equal(l.v[11].end, first_start + 7200);
+	assert_int_equal(
+	        parse_file("5min_full.json", "VIC1", first_start + 3601, first_start + 3900, &l, &err), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.v[0].start, first_start + 3600);
+	slot_list_free(&l);
+}
+
+static void test_market_cap_and_floor_prices_are_believed(void **state)
+{
+	struct slot_list l;
+	struct rp_err err;
+
+	slot_list_init(&l);
+	assert_int_equal(parse_file("5min_cap_floor.json", "SA1", ALL_FROM, ALL_TO, &l, &err), 0);
+	assert_int_equal(l.n, 3);
+	assert_near(l.v[0].value, 17.5, 1e-12);
+	assert_near(l.v[1].value, -1.0, 1e-12);
+	assert_near(l.v[2].value, 0.3, 1e-12);
+	slot_list_free(&l);
+}
+
+static void test_region_missing_from_answer_is_not_found(void **state)
+{
+	struct slot_list l;
+	struct rp_err err;
+
+	slot_list_init(&l);
+	assert_int_equal(parse_file("5min_only_qld.json", "NSW1", ALL_FROM, ALL_TO, &l, &err), RP_ENOTFOUND);
+	assert_int_equal(l.n, 0);
+	assert_non_null(strstr(err.msg, "NSW1"));
+	slot_list_free(&l);
+}
+
+static void test_only_the_five_nem_regions_are_known(void **state)
+{
+	assert_true(aemo_region_known("NSW1"));
+	assert_true(aemo_region_known("QLD1"));
+	assert_true(aemo_region_known("VIC1"));
+	assert_true(aemo_region_known("SA1"));
+	assert_true(aemo_region_known("TAS1"));
+	assert_false(aemo_region_known("nsw1"));
+	assert_false(aemo_region_known("WA1"));
+	assert_false(aemo_region_known(""));
+	assert_false(aemo_region_known(NULL));
+}
+
+static void test_provider_describes_nem_dispatch(void **state)
+{
+	assert_string_equal(provider_aemo.id, "aemo");
+	assert_string_equal(provider_aemo.unit, "AUD/kWh");
+	assert_int_equal(provider_aemo.zone, RTIME_NEM);
+	assert_int_equal(provider_aemo.cadence, PROVIDER_PERIODIC);
+	assert_int_equal(provider_aemo.period_s, 300);
+	assert_int_equal(provider_aemo.delay_s, 60);
+	assert_int_equal(provider_aemo.resolution, 300);
+	assert_near(provider_aemo.max_abs, 100.0, 0);
+	assert_false(provider_aemo.needs_auth);
+	assert_non_null(provider_aemo.fetch);
+}
+
+/* Every bad answer is refused with the right class and leaves no slot. */
+struct bad_case {
+	const char *file;
+	const char *region;
+	int code;
+	const char *msg_part; /* expected in err.msg, or NULL */
+};
+
+static void test_bad_answer(void **state)
+{
+	const struct bad_case *c = *state;
+	struct slot_list l;
+	struct rp_err err;
+
+	slot_list_init(&l);
+	assert_int_equal(slot_list_push(&l, 1, 61, 1.0, NAN), 0); /* must be emptied */
+	assert_int_equal(parse_file(c->file, c->region, ALL_FROM, ALL_TO, &l, &err), c->code);
+	assert_int_equal(err.code, c->code);
+	assert_int_equal(l.n, 0);
+	if(c->msg_part && !strstr(err.msg, c->msg_part))
+		fail_msg("message \"%s\" lacks \"%s\"", err.msg, c->msg_part);
+	slot_list_free(&l);
+}
+
+static void test_empty_body_is_a_parse_error(void **state)
+{
+	struct slot_list l;
+	struct rp_err err;
+
+	slot_list_init(&l);
+	rp_err_clear(&err);
+	assert_int_equal(aemo_parse_5min("", 0, "NSW1", ALL_FROM, ALL_TO, &l, &err), RP_EPARSE);
+	assert_int_equal(aemo_parse_5min(NULL, 0, "NSW1", ALL_FROM, ALL_TO, &l, &err), RP_EPARSE);
+	assert_int_equal(l.n, 0);
+	slot_list_free(&l);
+}
+
+static const struct bad_case bad_html = {"cdn_403.html", "NSW1", RP_EFORBIDDEN,
+                                         "upstream answered with an HTML page (CDN block?)"};
+static const struct bad_case bad_error_body = {"error_500.json", "NSW1", RP_EPARSE, "5MIN"};
+static const struct bad_case bad_no_key = {"5min_no_key.json", "NSW1", RP_EPARSE, NULL};
+static const struct bad_case bad_not_array = {"5min_not_array.json", "NSW1", RP_EPARSE, NULL};
+static const struct bad_case bad_row_not_object = {"5min_row_not_object.json", "NSW1", RP_EPARSE, "row 2"};
+static const struct bad_case bad_regionid_missing = {"5min_regionid_missing.json", "NSW1", RP_EPARSE,
+                                                     "row 1"};
+static const struct bad_case bad_periodtype_missing = {"5min_periodtype_missing.json", "NSW1", RP_EPARSE,
+                                                       NULL};
+static const struct bad_case bad_rrp_string = {"5min_rrp_string.json", "NSW1", RP_EPARSE, "RRP"};
+static const struct bad_case bad_rrp_null = {"5min_rrp_null.json", "NSW1", RP_EPARSE, "RRP"};
+static const struct bad_case bad_rrp_missing = {"5min_rrp_missing.json", "NSW1", RP_EPARSE, "RRP"};
+static const struct bad_case bad_date_number = {"5min_date_number.json", "NSW1", RP_EPARSE, "SETTLEMENTDATE"};
+static const struct bad_case bad_date_off_grid = {"5min_date_off_grid.json", "NSW1", RP_EGARBAGE,
+                                                  "SETTLEMENTDATE"};
+static const struct bad_case bad_date_garbled = {"5min_date_garbled.json", "NSW1", RP_EGARBAGE,
+                                                 "SETTLEMENTDATE"};
+static const struct bad_case bad_unsorted = {"5min_unsorted.json", "NSW1", RP_EGARBAGE, "out of order"};
+static const struct bad_case bad_duplicate = {"5min_duplicate.json", "NSW1", RP_EGARBAGE, "out of order"};
+static const struct bad_case bad_empty = {"5min_empty.json", "NSW1", RP_EGARBAGE, "no rows"};
+static const struct bad_case bad_absurd = {"5min_absurd_price.json", "SA1", RP_EGARBAGE, "absurd"};
+static const struct bad_case bad_nan = {"5min_nan.txt", "NSW1", RP_EPARSE, NULL};
+
+#define BAD(name, c)                                                                                         \
+	{                                                                                                    \
+		name, test_bad_answer, NULL, NULL, (void *)&(c)                                              \
+	}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_doc_example_slot_ends_at_settlementdate_in_nem_time),
+	        cmocka_unit_test(test_predispatch_forecast_rows_are_not_kept),
+	        cmocka_unit_test(test_full_report_gives_288_contiguous_slots_per_region),
+	        cmocka_unit_test(test_only_slots_overlapping_the_range_are_kept),
+	        cmocka_unit_test(test_market_cap_and_floor_prices_are_believed),
+	        cmocka_unit_test(test_region_missing_from_answer_is_not_found),
+	        cmocka_unit_test(test_only_the_five_nem_regions_are_known),
+	        cmocka_unit_test(test_provider_describes_nem_dispatch),
+	        cmocka_unit_test(test_empty_body_is_a_parse_error),
+	        BAD("test_html_page_is_refused_as_forbidden", bad_html),
+	        BAD("test_error_body_is_a_parse_error", bad_error_body),
+	        BAD("test_answer_without_5min_key_is_a_parse_error", bad_no_key),
+	        BAD("test_5min_object_instead_of_array_is_a_parse_error", bad_not_array),
+	        BAD("test_row_that_is_not_an_object_is_a_parse_error", bad_row_not_object),
+	        BAD("test_row_without_regionid_is_a_parse_error", bad_regionid_missing),
+	        BAD("test_row_without_periodtype_is_a_parse_error", bad_periodtype_missing),
+	        BAD("test_string_rrp_is_a_parse_error", bad_rrp_string),
+	        BAD("test_null_rrp_is_a_parse_error", bad_rrp_null),
+	        BAD("test_missing_rrp_is_a_parse_error", bad_rrp_missing),
+	        BAD("test_numeric_settlementdate_is_a_parse_error", bad_date_number),
+	        BAD("test_settlementdate_off_the_5_minute_grid_is_refused", bad_date_off_grid),
+	        BAD("test_garbled_settlementdate_is_refused", bad_date_garbled),
+	        BAD("test_unsorted_rows_are_refused", bad_unsorted),
+	        BAD("test_repeated_interval_is_refused", bad_duplicate),
+	        BAD("test_empty_report_is_refused", bad_empty),
+	        BAD("test_absurd_price_is_refused", bad_absurd),
+	        BAD("test_nan_is_refused", bad_nan),
+	};
+
+	log_open(LOG_LEVEL_ERROR, NULL);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
