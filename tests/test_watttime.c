@@ -210,6 +210,10 @@ static void test_region_not_in_plan_says_what_to_do(void **state)
 	assert_msg_has(&err, "PSCO");
 	assert_msg_has(&err, "not in your WattTime plan");
 	assert_msg_has(&err, "my-access");
+	/* The same 403 after auth_perform's fresh login came back as an auth
+	 * error: it is still about the region. */
+	assert_int_equal(explain(RP_EAUTH, 403, "error_invalid_scope.json", "PSCO", &err), RP_EFORBIDDEN);
+	assert_msg_has(&err, "not in your WattTime plan");
 }
 
 static void test_403_html_page_points_at_credentials(void **state)

@@ -12,10 +12,10 @@
  * as is (carbon keeps the upstream's unit). Values are revisable: the
  * provider is PERIODIC with revisable set, so the pool applies its TTL.
  *
- * Upstream errors become messages that say what to do:
+ * Upstream errors become messages that say what to do (auth_perform
+ * first refreshes the token and retries once on 401 or 403):
  *   403 JSON "Invalid scope"      RP_EFORBIDDEN  region not in your plan
- *   403 HTML page                 the token is refreshed and the request
- *                                 retried once; then RP_EFORBIDDEN
+ *   403 HTML page, login refused  RP_EAUTH       check username/password
  *   400 "Invalid region" / 404    RP_ENOTFOUND   unknown region
  *   other 400 / 422               RP_EUPSTREAM   bad signal or parameter
  */
@@ -49,10 +49,11 @@ extern const struct provider provider_watttime;
 int watttime_parse_forecast(const char *body, size_t len, const char *region, const char *signal,
                             int64_t from, int64_t to, struct slot_list *out, struct rp_err *err);
 
-/* Turns a non-2xx answer of /v3/forecast (class `code` from http.h, HTTP
- * `status`, body as received, may be NULL) into the user-facing message in
- * err and returns the code to report (see the table above). Exposed for
- * tests. */
+/* Turns a failed /v3/forecast (class `code` from http.h or auth_perform,
+ * HTTP `status` of the last answer, its body, may be NULL) into the
+ * user-facing message in err and returns the code to report (see the
+ * table above). Other codes (transport, 5xx, 429) keep err as it is.
+ * Exposed for tests. */
 int watttime_explain_error(int code, long status, const char *body, size_t len, const char *region,
                            const char *signal, struct rp_err *err);
 

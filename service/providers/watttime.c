@@ -255,19 +255,29 @@ int watttime_explain_error(int code, long status, const char *body, size_t len, 
 	bool html = looks_like_html(body, len, NULL);
 
 	upstream_message(body, len, up, sizeof(up));
-	switch(code) {
-	case RP_EFORBIDDEN:
-		if(html || !up[0])
-			return rp_err_set(
-			        err, RP_EFORBIDDEN,
-			        "WattTime answered 403 with an HTML page: the login or token was refused, "
-			        "or a CDN blocked the request; check RATEPOOL_WATTTIME_USERNAME and "
-			        "RATEPOOL_WATTTIME_PASSWORD");
+	/* A 403 with WattTime's JSON "Invalid scope" body is about the
+	 * region, not the token, even when auth_perform tried a fresh login
+	 * first (it treats a WattTime 403 as a possibly expired token) and so
+	 * reports RP_EAUTH. */
+	if((code == RP_EFORBIDDEN || code == RP_EAUTH) && status == 403 && !html && up[0])
 		return rp_err_set(err, RP_EFORBIDDEN,
 		                  "WattTime region %s (signal %s) is not in your WattTime plan: use a region "
 		                  "your account may read (GET /v3/my-access lists them; free accounts get "
 		                  "CAISO_NORTH) or see https://api.watttime.org/plans/",
 		                  r, s);
+	switch(code) {
+	case RP_EFORBIDDEN:
+	case RP_EAUTH:
+		if(status == 403)
+			return rp_err_set(
+			        err, code,
+			        "WattTime answered 403%s even with a fresh token: the account was refused "
+			        "or a CDN blocked the request; check RATEPOOL_WATTTIME_USERNAME and "
+			        "RATEPOOL_WATTTIME_PASSWORD",
+			        html ? " with an HTML page" : "");
+		return rp_err_set(err, code,
+		                  "WattTime refused the credentials: check RATEPOOL_WATTTIME_USERNAME and "
+		                  "RATEPOOL_WATTTIME_PASSWORD");
 	case RP_ENOTFOUND:
 		return rp_err_set(err, RP_ENOTFOUND,
 		                  "WattTime does not know region %s: use a WattTime region id such as "
@@ -280,10 +290,6 @@ int watttime_explain_error(int code, long status, const char *body, size_t len, 
 		                  "WattTime refused the forecast query (HTTP %ld%s%s): check "
 		                  "RATEPOOL_WATTTIME_SIGNAL (co2_moer, co2_aoer or health_damage, now %s)",
 		                  status, up[0] ? ": " : "", up, s);
-	case RP_EAUTH:
-		return rp_err_set(err, RP_EAUTH,
-		                  "WattTime refused the credentials: check RATEPOOL_WATTTIME_USERNAME and "
-		                  "RATEPOOL_WATTTIME_PASSWORD");
 	default:
 		return code;
 	}
@@ -299,7 +305,6 @@ static int watttime_fetch(const struct provider_ctx *ctx, const char *id, int64_
 	struct http_request req;
 	struct http_response resp;
 	char url[WATTTIME_URL_MAX], region[3 * SERIES_ID_MAX + 1], sig[128];
-	char token[AUTH_TOKEN_MAX];
 	const char *signal, *base;
 	size_t base_len;
 	int64_t horizon;
@@ -349,19 +354,6 @@ static int watttime_fetch(const struct provider_ctx *ctx, const char *id, int64_
 	req.max_body = cfg->http_max_body_bytes > 0 ? (size_t)cfg->http_max_body_bytes : 0;
 	rc = auth_perform(ctx->auth, AUTH_WATTTIME, &req, policy, &resp, &attempts, err);
 	res->upstream_calls += attempts;
-	/* WattTime answers an expired or revoked token with nginx's 403 HTML
-	 * page rather than 401, which auth_perform does not treat as an auth
-	 * error: drop the token and try once more with a fresh login. */
-	if(rc == RP_EFORBIDDEN && looks_like_html(resp.body, resp.len, resp.content_type) &&
-	   !auth_token(ctx->auth, AUTH_WATTTIME, token, sizeof(token), NULL)) {
-		auth_invalidate(ctx->auth, AUTH_WATTTIME, token);
-		memset(token, 0, sizeof(token));
-		http_response_free(&resp);
-		memset(&resp, 0, sizeof(resp));
-		attempts = 0;
-		rc = auth_perform(ctx->auth, AUTH_WATTTIME, &req, policy, &resp, &attempts, err);
-		res->upstream_calls += attempts;
-	}
 	if(rc) {
 		rc = watttime_explain_error(rc, resp.status, resp.body, resp.len, id, signal, err);
 		goto out;
