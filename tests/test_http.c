@@ -215,30 +215,14 @@ static int group_setup(void **state)
 	log_open(LOG_LEVEL_ERROR, NULL);
 	if(http_global_init() || mini_start())
 		return -1;
-	return 0;
+	return fake_start();
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	mini_stop();
-	http_global_cleanup();
-	return 0;
-}
-
-static int fake_group_setup(void **state)
-{
-	(void)state;
-	log_open(LOG_LEVEL_ERROR, NULL);
-	if(http_global_init())
-		return -1;
-	return fake_start();
-}
-
-static int fake_group_teardown(void **state)
-{
-	(void)state;
 	fake_stop();
+	mini_stop();
 	http_global_cleanup();
 	return 0;
 }
@@ -904,7 +888,7 @@ static void test_fake_body_over_cap_is_too_large(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest pure[] = {
+	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_retry_after_delta_seconds),
 	        cmocka_unit_test(test_retry_after_http_date),
 	        cmocka_unit_test(test_backoff_full_jitter_within_bounds),
@@ -924,8 +908,6 @@ int main(void)
 	        cmocka_unit_test(test_credentials_never_in_error_or_log),
 	        cmocka_unit_test(test_header_injection_is_refused_before_sending),
 	        cmocka_unit_test(test_auth_headers_and_post_body_are_sent),
-	};
-	const struct CMUnitTest with_fake[] = {
 	        cmocka_unit_test_setup(test_fake_success_counts_one_call, fake_test_setup),
 	        cmocka_unit_test_setup(test_429_then_success_obeys_retry_after, fake_test_setup),
 	        cmocka_unit_test_setup(test_retry_after_as_http_date_is_obeyed, fake_test_setup),
@@ -938,10 +920,5 @@ int main(void)
 	        cmocka_unit_test_setup(test_cdn_html_page_is_forbidden_and_detected, fake_test_setup),
 	        cmocka_unit_test_setup(test_fake_body_over_cap_is_too_large, fake_test_setup),
 	};
-	int failed = cmocka_run_group_tests_name("http", pure, group_setup, group_teardown);
-
-	if(!getenv("RATEPOOL_SKIP_FAKE"))
-		failed += cmocka_run_group_tests_name("http_fake", with_fake, fake_group_setup,
-		                                      fake_group_teardown);
-	return failed;
+	return cmocka_run_group_tests_name("http", tests, group_setup, group_teardown);
 }
