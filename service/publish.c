@@ -268,6 +268,8 @@ bool publish_prefix_valid(const char *prefix)
 		unsigned char c = (unsigned char)prefix[i];
 		if(c == '+' || c == '#' || c < 0x20 || c == 0x7f)
 			return false;
+		if(c == '/' && prefix[i + 1] == '/') /* empty level */
+			return false;
 	}
 	return true;
 }

@@ -562,7 +562,7 @@ static void test_topic_builders_refuse_overflow(void **state)
 static void test_topic_builders_refuse_bad_names(void **state)
 {
 	static const char *bad_prefix[] = {"",          "rate+pool",  "rate#", "$SYS", "/ratepool",
-	                                   "ratepool/", "rate\npool", "a\x7f", NULL};
+	                                   "ratepool/", "rate\npool", "a\x7f", "a//b", NULL};
 	static const char *bad_id[] = {"", "a/b", "+", "#", "a b", "x\xc3\xa9", NULL};
 	struct series_ref ref = agile_ref();
 	char buf[PUBLISH_TOPIC_SIZE];

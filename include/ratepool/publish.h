@@ -85,8 +85,8 @@ int publish_format_number(double v, char out[32]);
 /* --- topics -------------------------------------------------------------- */
 
 /* True when prefix can head a topic: 1..PUBLISH_PREFIX_MAX bytes, no
- * wildcard (+ #), no control character, not starting with '$' (broker
- * topics) or '/' and not ending with '/'. */
+ * wildcard (+ #), no control character, no empty level ("a//b"), not
+ * starting with '$' (broker topics) or '/' and not ending with '/'. */
 bool publish_prefix_valid(const char *prefix);
 
 /* Topic builders write a NUL-terminated topic into buf (size n).
