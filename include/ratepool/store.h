@@ -60,6 +60,12 @@ void store_close(struct store *s);
  * not NULL. Returns 0 or RP_EIO. */
 int store_move_aside(const char *path, char *moved_to, size_t n);
 
+/* Clears the reader slots left by processes that died without closing the
+ * store (mdb_reader_check; store_open does it too). A long-running
+ * process may call it now and then, e.g. with GC. cleared (may be NULL)
+ * gets how many were cleared. Returns 0 or an RP code. */
+int store_reader_check(struct store *s, int *cleared);
+
 /* --- series ------------------------------------------------------------ */
 
 struct store_series {
