@@ -326,7 +326,7 @@ int http_perform(const struct http_request *req, struct http_response *resp, str
 	memset(resp, 0, sizeof(*resp));
 	resp->retry_after = -1;
 	memset(&h, 0, sizeof(h));
-	rp_err_clear(&local_err);
+	rp_err_clear(err); /* err describes this call only, also after earlier tries */
 	errbuf[0] = '\0';
 	method = req && req->method ? req->method : "GET";
 	url_redact(req ? req->url : NULL, url_log, sizeof(url_log));

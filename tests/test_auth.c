@@ -157,6 +157,13 @@ static int test_setup(void **state)
 	return fake_reset();
 }
 
+/* How far the fake's clock may be from ours: a few seconds, more under an
+ * accelerated RATEPOOL_TEST_CLOCK (each process starts its own). */
+static int64_t clock_slack(void)
+{
+	return 10 + (int64_t)(5.0 / rtime_real_seconds(1.0));
+}
+
 static struct auth *new_auth(struct store *s)
 {
 	struct auth *a = NULL;
@@ -317,7 +324,7 @@ static void test_watttime_login_once_then_token_reused(void **state)
 	assert_int_equal(st.refresh_count, 1);
 	assert_true(st.last_refresh >= now);
 	/* 30 minutes */
-	assert_true(st.expires_at >= now + 1790 && st.expires_at <= now + 1810);
+	assert_true(st.expires_at >= now + 1800 - clock_slack() && st.expires_at <= rtime_now() + 1800);
 	auth_free(a);
 }
 
@@ -327,6 +334,7 @@ static void test_kraken_token_expiry_comes_from_jwt_exp(void **state)
 	char tok[AUTH_TOKEN_MAX];
 	struct auth_stats st;
 	int64_t exp = 0;
+	int64_t before = rtime_now();
 	(void)state;
 
 	assert_int_equal(fake_config("{\"token_lifetime_s\": 2000}"), 0);
@@ -334,7 +342,7 @@ static void test_kraken_token_expiry_comes_from_jwt_exp(void **state)
 	assert_int_equal(auth_jwt_exp(tok, &exp), 0);
 	auth_stats_get(a, AUTH_KRAKEN, &st);
 	assert_int_equal(st.expires_at, exp);
-	assert_true(exp >= rtime_now() + 1990 && exp <= rtime_now() + 2010);
+	assert_true(exp >= before + 2000 - clock_slack() && exp <= rtime_now() + 2000 + clock_slack());
 	assert_int_equal(fake_calls("kraken_graphql"), 1);
 	auth_free(a);
 }
@@ -543,6 +551,34 @@ static void test_second_auth_failure_is_reported_not_looped(void **state)
 	assert_int_equal(fake_calls("watttime_forecast"), 2);
 	assert_int_equal(fake_calls("watttime_login"), 2);
 	assert_int_equal(attempts, 4);
+	auth_free(a);
+}
+
+static void test_watttime_403_refreshes_once_then_stays_forbidden(void **state)
+{
+	struct auth *a = new_auth(NULL);
+	struct http_request req = forecast_request();
+	struct http_response resp;
+	int attempts = 0;
+	(void)state;
+
+	/* WattTime answers an expired token with a 403 page as often as 401 */
+	assert_int_equal(fake_fault("{\"endpoint\":\"watttime_forecast\",\"kind\":\"html\",\"times\":1}"), 0);
+	assert_int_equal(auth_perform(a, AUTH_WATTTIME, &req, &fast_policy, &resp, &attempts, NULL), 0);
+	http_response_free(&resp);
+	assert_int_equal(fake_calls("watttime_forecast"), 2);
+	assert_int_equal(fake_calls("watttime_login"), 2);
+
+	/* a 403 that a fresh token does not cure is the plan's limit: said
+	 * as forbidden, after exactly one retry */
+	assert_int_equal(fake_reset(), 0);
+	assert_int_equal(fake_fault("{\"endpoint\":\"watttime_forecast\",\"kind\":\"html\",\"times\":-1}"),
+	                 0);
+	assert_int_equal(auth_perform(a, AUTH_WATTTIME, &req, &fast_policy, &resp, &attempts, NULL),
+	                 RP_EFORBIDDEN);
+	http_response_free(&resp);
+	assert_int_equal(fake_calls("watttime_forecast"), 2);
+	assert_int_equal(fake_calls("watttime_login"), 1);
 	auth_free(a);
 }
 
@@ -811,6 +847,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_revoked_watttime_token_refreshes_and_retries_once, test_setup),
 	        cmocka_unit_test_setup(test_revoked_kraken_token_refreshes_and_retries_once, test_setup),
 	        cmocka_unit_test_setup(test_second_auth_failure_is_reported_not_looped, test_setup),
+	        cmocka_unit_test_setup(test_watttime_403_refreshes_once_then_stays_forbidden, test_setup),
 	        cmocka_unit_test_setup(test_second_kraken_token_error_is_reported_not_looped, test_setup),
 	        cmocka_unit_test_setup(test_other_kraken_errors_do_not_refresh, test_setup),
 	        cmocka_unit_test_setup(test_kraken_refresh_uses_refresh_token_first, test_setup),

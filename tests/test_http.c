@@ -798,6 +798,7 @@ static void test_503_twice_then_success(void **state)
 {
 	struct http_request req = login_request();
 	struct http_response resp;
+	struct rp_err err;
 	int attempts = 0;
 	(void)state;
 
@@ -805,7 +806,8 @@ static void test_503_twice_then_success(void **state)
 	        fake_fault(
 	                "{\"endpoint\":\"watttime_login\",\"kind\":\"status\",\"status\":503,\"times\":2}"),
 	        0);
-	assert_int_equal(http_perform_retry(&req, &fast_policy, &resp, &attempts, NULL), 0);
+	assert_int_equal(http_perform_retry(&req, &fast_policy, &resp, &attempts, &err), 0);
+	assert_int_equal(err.code, 0); /* no stale message from the failed tries */
 	assert_int_equal(attempts, 3);
 	assert_int_equal(fake_calls("watttime_login"), 3);
 	http_response_free(&resp);
