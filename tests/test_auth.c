@@ -607,6 +607,27 @@ static void test_second_kraken_token_error_is_reported_not_looped(void **state)
 	auth_free(a);
 }
 
+static void test_expired_kraken_jwt_code_refreshes_once(void **state)
+{
+	struct auth *a = new_auth(NULL);
+	struct http_request req = viewer_request();
+	struct http_response resp;
+	int attempts = 0;
+	(void)state;
+
+	/* the older "Signature of the JWT has expired." answer */
+	assert_int_equal(fake_fault("{\"endpoint\":\"kraken_graphql\",\"kind\":\"graphql_error\","
+	                            "\"code\":\"KT-CT-1124\",\"match\":\"viewer\"}"),
+	                 0);
+	assert_int_equal(auth_perform(a, AUTH_KRAKEN, &req, &fast_policy, &resp, &attempts, NULL), 0);
+	assert_null(strstr(resp.body, "\"errors\""));
+	http_response_free(&resp);
+	/* token, refused query, refresh, query */
+	assert_int_equal(fake_calls("kraken_graphql"), 4);
+	assert_int_equal(attempts, 4);
+	auth_free(a);
+}
+
 static void test_other_kraken_errors_do_not_refresh(void **state)
 {
 	struct auth *a = new_auth(NULL);
@@ -849,6 +870,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_second_auth_failure_is_reported_not_looped, test_setup),
 	        cmocka_unit_test_setup(test_watttime_403_refreshes_once_then_stays_forbidden, test_setup),
 	        cmocka_unit_test_setup(test_second_kraken_token_error_is_reported_not_looped, test_setup),
+	        cmocka_unit_test_setup(test_expired_kraken_jwt_code_refreshes_once, test_setup),
 	        cmocka_unit_test_setup(test_other_kraken_errors_do_not_refresh, test_setup),
 	        cmocka_unit_test_setup(test_kraken_refresh_uses_refresh_token_first, test_setup),
 	        cmocka_unit_test_setup(test_kraken_falls_back_to_api_key_when_refresh_token_refused,

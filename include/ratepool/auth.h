@@ -49,8 +49,12 @@ void auth_invalidate(struct auth *a, enum auth_kind kind, const char *token);
  * the retry policy. On RP_EAUTH, or a Kraken GraphQL answer whose errors
  * carry KT-CT-1139, KT-CT-1111 or KT-CT-1143, it invalidates the token,
  * refreshes it and retries once; a second auth failure returns RP_EAUTH
- * (reported, not looped). `attempts` (may be NULL) gets every HTTP request
- * made, token requests included. req's auth fields are overwritten. */
+ * (reported, not looped). Also treated as a refused token, once: the
+ * expired-JWT codes KT-CT-1124/1120, and a WattTime 403 (WattTime answers
+ * an expired token with 403 as often as 401); a 403 that survives the
+ * fresh token is returned as RP_EFORBIDDEN. `attempts` (may be NULL) gets
+ * every HTTP request made, token requests included. req's auth fields are
+ * overwritten, and left NULL on return. */
 int auth_perform(struct auth *a, enum auth_kind kind, struct http_request *req,
 		 const struct http_retry_policy *policy, struct http_response *resp, int *attempts,
 		 struct rp_err *err);
