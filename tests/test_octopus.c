@@ -1179,6 +1179,23 @@ static void test_fetch_by_alias_concatenates_the_tariffs(void **state)
 	res_free(&res);
 }
 
+static void test_fetch_by_alias_keeps_nothing_when_a_tariff_fails(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+
+	res_init(&res);
+	script_add(200, "account_open.json", NULL, NULL);
+	script_add(200, "var_dd_pairs.json", NULL, NULL);
+	script_add(502, NULL, "{}", NULL);
+	assert_int_equal(fetch("home", "2025-05-13T00:00:00Z", "2025-05-14T00:00:00Z", &res, &err),
+	                 RP_ESERVER);
+	assert_int_equal(res.upstream_calls, 3);
+	/* the first tariff's slots are not kept without the second's */
+	assert_int_equal(res.slots.n, 0);
+	res_free(&res);
+}
+
 static void test_provider_fields_for_the_scheduler(void **state)
 {
 	assert_string_equal(provider_octopus.id, "octopus");
@@ -1239,6 +1256,7 @@ int main(void)
 	        T_(test_account_errors_are_clear),
 	        T_(test_import_points_on_different_tariffs_are_refused),
 	        T_(test_fetch_by_alias_concatenates_the_tariffs),
+	        T_(test_fetch_by_alias_keeps_nothing_when_a_tariff_fails),
 	        T_(test_provider_fields_for_the_scheduler),
 	};
 	log_open(LOG_LEVEL_ERROR, NULL);

@@ -296,6 +296,8 @@ static int64_t ceil_minute(int64_t t)
 	int64_t r = t % 60;
 	if(r < 0)
 		r += 60;
+	if(r && t > INT64_MAX - 60)
+		return t - r;
 	return r ? t + (60 - r) : t;
 }
 
