@@ -435,7 +435,7 @@ class Ratepool:
         self.broker = broker
         self.extra_env = dict(env or {})
         self.args = list(args)
-        self.binary = binary or ratepool_binary()
+        self.binary = os.path.abspath(binary) if binary else ratepool_binary()
         self.store = store
         self.clock = clock
         self.series = series
