@@ -36,7 +36,7 @@
 #define DEFAULT_INITIAL   (16ull << 20)
 #define MIN_MAP           (64ull << 10)
 #define SLOT_KEY_SIZE     12
-#define SLOT_VAL_SIZE     28
+#define SLOT_VAL_SIZE     36
 #define GROUP_KEY_SIZE    8
 #define GROUP_VAL_MIN     33
 #define SERIES_VAL_SIZE   52
@@ -52,10 +52,26 @@
 #define DEC_MAX           64
 #define TIME_BIAS         UINT64_C(0x8000000000000000)
 
+/* A lookup memo per reader (so the reader's mutex guards it): series
+ * key -> (number, unit), valid only for the snapshot it was read in
+ * (mdb_txn_id), so a commit by any process invalidates it. It saves the
+ * string-keyed B-tree search that would otherwise cost about a tenth of
+ * a one-day lookup. */
+#define SERIES_CACHE 4096
+
+struct series_memo {
+	size_t txnid; /* snapshot; 0: empty */
+	uint32_t num; /* 0: no such series */
+	unsigned char klen;
+	unsigned char key[PROVIDER_ID_MAX + 1 + SERIES_ID_MAX];
+	char unit[SLOT_UNIT_SIZE];
+};
+
 struct reader {
 	pthread_mutex_t mu;
-	MDB_txn *txn;      /* NULL until first use; reset between uses */
-	MDB_cursor *slots; /* cursor on db_slots, renewed with txn */
+	MDB_txn *txn;              /* NULL until first use; reset between uses */
+	MDB_cursor *slots;         /* cursor on db_slots, renewed with txn */
+	struct series_memo *smemo; /* SERIES_CACHE entries, made on first lookup */
 };
 
 struct store {
@@ -76,6 +92,7 @@ struct held {
 	double value;
 	double exc;
 	uint64_t gid;
+	int64_t fetched_at; /* of group gid, kept with the slot for lookups */
 };
 
 /* A group record, decoded. */
@@ -206,6 +223,7 @@ static void slot_val(unsigned char v[SLOT_VAL_SIZE], const struct held *h)
 	put_f64le(v + 4, h->value);
 	put_f64le(v + 12, h->exc);
 	put_u64le(v + 20, h->gid);
+	put_i64le(v + 28, h->fetched_at);
 }
 
 /* Decodes a db_slots entry; 0 or RP_ECORRUPT for a malformed one. */
@@ -220,6 +238,7 @@ static int slot_decode(const MDB_val *k, const MDB_val *v, struct held *h)
 	h->value = get_f64le(p + 4);
 	h->exc = get_f64le(p + 12);
 	h->gid = get_u64le(p + 20);
+	h->fetched_at = get_i64le(p + 28);
 	return 0;
 }
 
@@ -955,6 +974,7 @@ void store_close(struct store *s)
 			mdb_cursor_close(r->slots);
 		if(r->txn)
 			mdb_txn_abort(r->txn);
+		free(r->smemo);
 		pthread_mutex_destroy(&r->mu);
 	}
 	if(s->env)
@@ -1404,7 +1424,8 @@ static int put_fn(struct store *s, MDB_txn *txn, void *arg)
 			continue; /* held only */
 		if(j == j0) {
 			/* answer only: one slot (answer slots never overlap) */
-			struct held h = {nv[i0].start, nv[i0].end, nv[i0].value, nv[i0].value_exc_vat, gid};
+			struct held h = {nv[i0].start,         nv[i0].end, nv[i0].value,
+			                 nv[i0].value_exc_vat, gid,        c->fetched_at};
 			rc = slot_write(s, txn, num, &h);
 			if(rc)
 				return rc;
@@ -1415,7 +1436,8 @@ static int put_fn(struct store *s, MDB_txn *txn, void *arg)
 		if(i - i0 == 1 && j - j0 == 1 && nv[i0].start == c->held[j0].start &&
 		   nv[i0].end == c->held[j0].end) {
 			const struct held *o = &c->held[j0];
-			struct held h = {nv[i0].start, nv[i0].end, nv[i0].value, nv[i0].value_exc_vat, gid};
+			struct held h = {nv[i0].start,         nv[i0].end, nv[i0].value,
+			                 nv[i0].value_exc_vat, gid,        c->fetched_at};
 			if(same_value(o->value, h.value) && same_value(o->exc, h.exc))
 				c->res.touched++;
 			else
@@ -1446,8 +1468,8 @@ static int put_fn(struct store *s, MDB_txn *txn, void *arg)
 					return rc;
 			}
 			for(x = i0; x < i; x++) {
-				struct held h = {nv[x].start, nv[x].end, nv[x].value, nv[x].value_exc_vat,
-				                 gid};
+				struct held h = {nv[x].start,         nv[x].end, nv[x].value,
+				                 nv[x].value_exc_vat, gid,       c->fetched_at};
 				rc = slot_write(s, txn, num, &h);
 				if(rc)
 					return rc;
@@ -1545,16 +1567,22 @@ static void add_missing(struct store_lookup *out, int64_t from, int64_t to)
 		out->truncated_missing = 1;
 }
 
-/* The scan behind store_lookup, inside a read transaction. */
+/*
+ * The scan behind store_lookup, inside a read transaction: one
+ * MDB_SET_RANGE, at most one step back, then MDB_NEXT while the key
+ * belongs to the series and starts before `to`. The hot loop decodes in
+ * place and appends without a call while the list has room.
+ */
 static int lookup_scan(struct store *s, struct reader *r, uint32_t num, int64_t from, int64_t to,
                        struct store_lookup *out)
 {
-	unsigned char kb[SLOT_KEY_SIZE];
+	unsigned char kb[SLOT_KEY_SIZE], nb[4];
 	MDB_val k = {sizeof(kb), kb}, v;
-	uint64_t last_gid = 0;
-	int64_t last_fetched = 0, pos = from;
+	struct slot_list *sl = &out->slots;
+	int64_t pos = from;
 	int rc;
 
+	put_u32be(nb, num);
 	slot_key(kb, num, from);
 	rc = mdb_cursor_get(r->slots, &k, &v, MDB_SET_RANGE);
 	/* Unless a slot starts exactly at `from`, the slot before it may
@@ -1573,37 +1601,64 @@ static int lookup_scan(struct store *s, struct reader *r, uint32_t num, int64_t 
 		else
 			rc = prc;
 	}
-	for(; rc == 0; rc = mdb_cursor_get(r->slots, &k, &v, MDB_NEXT)) {
-		struct held h;
-		if(k.mv_size != SLOT_KEY_SIZE || slot_key_num(&k) != num)
-			break;
-		if(slot_decode(&k, &v, &h))
-			return MDB_CORRUPTED;
-		if(h.start >= to)
-			break;
-		if(h.end <= from)
-			continue;
-		if(h.start > pos)
-			add_missing(out, pos, h.start);
-		if(h.end > pos)
-			pos = h.end;
-		rc = slot_list_push(&out->slots, h.start, h.end, h.value, h.exc);
-		if(rc)
-			return rc;
-		if(h.gid != last_gid) {
-			struct group_rec g;
-			int grc = group_get(s, r->txn, h.gid, &g);
-			if(grc && grc != MDB_NOTFOUND)
-				return grc;
-			last_gid = h.gid;
-			last_fetched = grc ? 0 : g.fetched_at;
+	/* Locals, not out->..., in the loop: the slot stores could alias
+	 * them and force a reload per slot. */
+	{
+		struct slot *vec = sl->v;
+		size_t n = sl->n, cap = sl->cap;
+		int64_t lo = 0, hi = 0;
+
+		for(; rc == 0; rc = mdb_cursor_get(r->slots, &k, &v, MDB_NEXT)) {
+			const unsigned char *kp = k.mv_data, *vp = v.mv_data;
+			int64_t start, end, fetched;
+			double value, exc;
+
+			if(k.mv_size != SLOT_KEY_SIZE || memcmp(kp, nb, 4) != 0)
+				break;
+			if(v.mv_size < SLOT_VAL_SIZE) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
+			start = (int64_t)(get_u64be(kp + 4) ^ TIME_BIAS);
+			if(start >= to)
+				break;
+			end = start + get_u32le(vp);
+			if(end <= from)
+				continue;
+			value = get_f64le(vp + 4);
+			exc = get_f64le(vp + 12);
+			fetched = get_i64le(vp + 28);
+			if(start > pos)
+				add_missing(out, pos, start);
+			if(end > pos)
+				pos = end;
+			if(n == cap) {
+				/* grow through slot_list_push (it owns the policy and
+				 * the SLOT_LIST_MAX cap), then carry on in place */
+				sl->n = n;
+				rc = slot_list_push(sl, start, end, value, exc);
+				if(rc)
+					break;
+				vec = sl->v;
+				n = sl->n;
+				cap = sl->cap;
+			} else {
+				struct slot *x = &vec[n++];
+				x->start = start;
+				x->end = end;
+				x->value = value;
+				x->value_exc_vat = exc;
+			}
+			if(fetched) {
+				if(!lo || fetched < lo)
+					lo = fetched;
+				if(fetched > hi)
+					hi = fetched;
+			}
 		}
-		if(last_fetched) {
-			if(!out->fetched_at || last_fetched < out->fetched_at)
-				out->fetched_at = last_fetched;
-			if(last_fetched > out->newest_fetched_at)
-				out->newest_fetched_at = last_fetched;
-		}
+		sl->n = n;
+		out->fetched_at = lo;
+		out->newest_fetched_at = hi;
 	}
 	if(rc && rc != MDB_NOTFOUND)
 		return rc;
@@ -1612,12 +1667,60 @@ static int lookup_scan(struct store *s, struct reader *r, uint32_t num, int64_t 
 	return 0;
 }
 
+static uint32_t fnv1a(const unsigned char *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+	while(n--)
+		h = (h ^ *p++) * 16777619u;
+	return h;
+}
+
+/* The series' number (0 when unknown) and unit, through the reader's
+ * memo for this snapshot. */
+static int lookup_series(struct store *s, struct reader *r, const struct series_ref *ref, uint32_t *num,
+                         char unit[SLOT_UNIT_SIZE])
+{
+	unsigned char kb[SERIES_KEY_MAX];
+	size_t klen = series_key(kb, ref);
+	size_t txnid = mdb_txn_id(r->txn);
+	struct series_memo *m = NULL;
+	struct store_series rec;
+	int rc;
+
+	if(!klen)
+		return RP_EINVAL;
+	if(!r->smemo)
+		r->smemo = calloc(SERIES_CACHE, sizeof(*r->smemo)); /* NULL: go without */
+	if(r->smemo) {
+		m = &r->smemo[fnv1a(kb, klen) % SERIES_CACHE];
+		if(m->txnid == txnid && m->klen == klen && memcmp(m->key, kb, klen) == 0) {
+			*num = m->num;
+			memcpy(unit, m->unit, SLOT_UNIT_SIZE);
+			return 0;
+		}
+	}
+	memset(&rec, 0, sizeof(rec));
+	rc = series_find(s, r->txn, ref, num, &rec);
+	if(rc == MDB_NOTFOUND)
+		*num = 0;
+	else if(rc)
+		return rc;
+	memcpy(unit, rec.unit, SLOT_UNIT_SIZE);
+	if(m) {
+		m->txnid = txnid;
+		m->num = *num;
+		m->klen = (unsigned char)klen;
+		memcpy(m->key, kb, klen);
+		memcpy(m->unit, rec.unit, SLOT_UNIT_SIZE);
+	}
+	return 0;
+}
+
 int store_lookup(struct store *s, const struct series_ref *ref, int64_t from, int64_t to,
                  struct store_lookup *out)
 {
-	struct store_series rec;
 	struct reader *r;
-	uint32_t num;
+	uint32_t num = 0;
 	int rc;
 
 	if(!out)
@@ -1633,16 +1736,12 @@ int store_lookup(struct store *s, const struct series_ref *ref, int64_t from, in
 	rc = read_begin(s, "lookup", &r);
 	if(rc)
 		return rc;
-	rc = series_find(s, r->txn, ref, &num, &rec);
-	if(rc == MDB_NOTFOUND) {
+	rc = lookup_series(s, r, ref, &num, out->slots.unit);
+	if(rc == 0 && num == 0) {
 		if(from < to)
 			add_missing(out, from, to);
-		rc = 0;
-	} else if(rc == 0) {
-		memcpy(out->slots.unit, rec.unit, sizeof(out->slots.unit));
-		if(from < to)
-			rc = lookup_scan(s, r, num, from, to, out);
-	}
+	} else if(rc == 0 && from < to)
+		rc = lookup_scan(s, r, num, from, to, out);
 	read_end(s, r);
 	return lmdb_code(s, "lookup", rc);
 }
