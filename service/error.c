@@ -32,6 +32,8 @@ static const struct code_text texts[] = {
 	[RP_EBUSY - RP_ENOMEM + 1] = {"busy", "busy"},
 	[RP_ENOENT - RP_ENOMEM + 1] = {"no_entry", "no such entry"},
 	[RP_EIO - RP_ENOMEM + 1] = {"io_error", "input/output error"},
+	[RP_EUNAVAILABLE - RP_ENOMEM + 1] = {"upstream_unavailable", "upstream unavailable and nothing held"},
+	[RP_ELIMIT - RP_ENOMEM + 1] = {"too_many_series", "too many new series"},
 };
 
 static const struct code_text *lookup(int code)

@@ -34,6 +34,8 @@ enum rp_code {
 	RP_EBUSY,            /* lease held by someone else, queue full */
 	RP_ENOENT,           /* no such record */
 	RP_EIO,              /* other system error */
+	RP_EUNAVAILABLE,     /* upstream failing; nothing held to serve */
+	RP_ELIMIT,           /* a client-protection limit was hit */
 	RP_ECODE_END
 };
 
