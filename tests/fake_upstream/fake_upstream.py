@@ -142,8 +142,9 @@ def local_date(zone, t):
 
 
 def local_to_utc(zone, d, h=0, m=0):
-    """UTC instant of wall time d h:m in zone (a skipped time is read with
-    the old offset, a repeated one as its first occurrence)."""
+    """UTC instant of wall time d h:m in zone. For a wall time that a DST
+    change skips or repeats, one of the candidates (publication times and
+    midnights never fall there)."""
     naive = (d - EPOCH_DATE).days * 86400 + h * 3600 + m * 60
     t = naive - offset(zone, naive - ZONE_BASE[zone])
     off = offset(zone, t)
