@@ -1,0 +1,1018 @@
+/* test_mqtt.c - the MQTT wrapper against a real mosquitto started by the
+ * test on a free loopback port. Other clients are mosquitto_pub and
+ * mosquitto_sub (an independent MQTT implementation) or a second wrapper.
+ *
+ * Waits are bounded by generous deadlines and poll for a state; nothing
+ * asserts on how long something took. */
+#include "ratepool/error.h"
+#include "ratepool/log.h"
+#include "ratepool/mqtt.h"
+#include "ratepool/queue.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+extern char **environ;
+
+#define MOSQUITTO   "/usr/sbin/mosquitto"
+#define DEADLINE_MS 20000
+
+/* --- small helpers ---------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Polls pred every 10 ms until it holds or DEADLINE_MS passed. */
+static bool wait_for(bool (*pred)(void *), void *arg)
+{
+	int64_t end = now_ms() + DEADLINE_MS;
+
+	while(!pred(arg)) {
+		if(now_ms() > end)
+			return false;
+		sleep_ms(10);
+	}
+	return true;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+static bool port_open(int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok;
+
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+static int run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* --- the broker --------------------------------------------------------------------- */
+
+struct broker {
+	int port;
+	pid_t pid;
+	char dir[64];
+	char conf[96];
+	char sub_args[256]; /* extra mosquitto_sub arguments: credentials, TLS */
+};
+
+static struct broker broker;
+
+static void broker_spawn(void)
+{
+	char *argv[] = {MOSQUITTO, "-c", broker.conf, NULL};
+	posix_spawn_file_actions_t fa;
+	int64_t end;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	assert_int_equal(posix_spawn(&broker.pid, MOSQUITTO, &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	end = now_ms() + DEADLINE_MS;
+	while(!port_open(broker.port)) {
+		int st;
+		if(waitpid(broker.pid, &st, WNOHANG) == broker.pid) {
+			/* bind raced with a closing port: try again */
+			sleep_ms(100);
+			assert_int_equal(posix_spawn(&broker.pid, MOSQUITTO, NULL, NULL, argv, environ), 0);
+		}
+		assert_true(now_ms() < end);
+		sleep_ms(20);
+	}
+}
+
+static void broker_kill(void)
+{
+	int st;
+
+	if(broker.pid > 0) {
+		kill(broker.pid, SIGTERM);
+		waitpid(broker.pid, &st, 0);
+		broker.pid = 0;
+	}
+}
+
+/* Creates the broker's directory and picks its port. The directory is
+ * world-readable: mosquitto started as root drops to its own user before
+ * it reads certificates and password files. */
+static int broker_prepare(void)
+{
+	memset(&broker, 0, sizeof(broker));
+	snprintf(broker.dir, sizeof(broker.dir), "/tmp/rp-mqtt-XXXXXX");
+	if(!mkdtemp(broker.dir) || chmod(broker.dir, 0755) != 0)
+		return -1;
+	snprintf(broker.conf, sizeof(broker.conf), "%s/mosquitto.conf", broker.dir);
+	broker.port = free_port();
+	return 0;
+}
+
+static int broker_write_and_spawn(const char *extra)
+{
+	FILE *f = fopen(broker.conf, "w");
+
+	if(!f)
+		return -1;
+	fprintf(f, "listener %d 127.0.0.1\npersistence false\nlog_dest none\n%s", broker.port, extra);
+	fclose(f);
+	broker_spawn();
+	return 0;
+}
+
+static int broker_setup(void **state)
+{
+	if(broker_prepare() != 0)
+		return -1;
+	return broker_write_and_spawn("allow_anonymous true\n");
+}
+
+#define AUTH_USER "rp-user"
+#define AUTH_PASS "s3cret-pass"
+
+static int broker_setup_auth(void **state)
+{
+	char extra[256];
+
+	if(broker_prepare() != 0)
+		return -1;
+	if(run(NULL, 0, "mosquitto_passwd -b -c %s/passwd %s %s && chmod 644 %s/passwd", broker.dir,
+	       AUTH_USER, AUTH_PASS, broker.dir) != 0)
+		return -1;
+	snprintf(extra, sizeof(extra), "allow_anonymous false\npassword_file %s/passwd\n", broker.dir);
+	snprintf(broker.sub_args, sizeof(broker.sub_args), "-u %s -P %s", AUTH_USER, AUTH_PASS);
+	return broker_write_and_spawn(extra);
+}
+
+/* A test CA, a server certificate for localhost signed by it, and a
+ * second CA that signed nothing here. */
+static int broker_setup_tls(void **state)
+{
+	char extra[512];
+
+	if(broker_prepare() != 0)
+		return -1;
+	if(run(NULL, 0,
+	       "cd %s && (printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf && "
+	       "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key "
+	       "-out ca.crt -days 2 -subj /CN=rp-test-ca && "
+	       "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout other.key "
+	       "-out other.crt -days 2 -subj /CN=rp-other-ca && "
+	       "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key "
+	       "-out srv.csr -subj /CN=localhost && "
+	       "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 2 "
+	       "-extfile ext.cnf && chmod 644 *) >/dev/null 2>&1",
+	       broker.dir) != 0)
+		return -1;
+	snprintf(extra, sizeof(extra),
+	         "allow_anonymous true\ncafile %s/ca.crt\ncertfile %s/srv.crt\nkeyfile %s/srv.key\n",
+	         broker.dir, broker.dir, broker.dir);
+	snprintf(broker.sub_args, sizeof(broker.sub_args), "--cafile %s/ca.crt -h localhost", broker.dir);
+	return broker_write_and_spawn(extra);
+}
+
+static int broker_teardown(void **state)
+{
+	broker_kill();
+	if(strncmp(broker.dir, "/tmp/rp-mqtt-", 13) == 0)
+		run(NULL, 0, "rm -rf '%s'", broker.dir);
+	return 0;
+}
+
+/* Runs a shell command, returns its first output line (trailing newline
+ * removed) in out. */
+static int run(char *out, size_t n, const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	FILE *p;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	if(out && n) {
+		out[0] = '\0';
+		if(fgets(out, (int)n, p))
+			out[strcspn(out, "\n")] = '\0';
+	}
+	while(fgetc(p) != EOF)
+		;
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The retained message of topic as "<retain flag>|<payload>", "" if none. */
+static void retained(const char *topic, char *out, size_t n)
+{
+	run(out, n,
+	    "mosquitto_sub -h 127.0.0.1 -p %d %s -V mqttv5 -t '%s' -C 1 -W 2 -F '%%r|%%p' 2>/dev/null",
+	    broker.port, broker.sub_args, topic);
+}
+
+/* Polls the retained message of topic until it is want. */
+static bool retained_becomes(const char *topic, const char *want)
+{
+	int64_t end = now_ms() + DEADLINE_MS;
+	char got[256];
+
+	for(;;) {
+		retained(topic, got, sizeof(got));
+		if(strcmp(got, want) == 0)
+			return true;
+		if(now_ms() > end) {
+			print_error("retained %s is \"%s\", want \"%s\"\n", topic, got, want);
+			return false;
+		}
+		sleep_ms(50);
+	}
+}
+
+/* --- a wrapper under test --------------------------------------------------------------- */
+
+struct client {
+	struct queue *inbox;
+	struct mqtt *m;
+	atomic_int on_connect_calls;
+	atomic_int on_connect_reconnects;
+	atomic_int on_disconnect_calls;
+};
+
+static void cb_connect(void *arg, bool reconnect)
+{
+	struct client *c = arg;
+
+	atomic_fetch_add(&c->on_connect_calls, 1);
+	if(reconnect)
+		atomic_fetch_add(&c->on_connect_reconnects, 1);
+	queue_wake(c->inbox);
+}
+
+static void cb_disconnect(void *arg)
+{
+	struct client *c = arg;
+
+	atomic_fetch_add(&c->on_disconnect_calls, 1);
+}
+
+/* Optional overrides of the wrapper's options. */
+struct client_cfg {
+	const char *url;
+	const char *username;
+	const char *password;
+	const char *ca_file;
+};
+
+static void client_new_cfg(struct client *c, const char *prefix, int port, size_t inbox_cap,
+                           size_t max_message, const struct client_cfg *cc)
+{
+	struct mqtt_options o;
+	struct mqtt_callbacks cb = {.on_connect = cb_connect, .on_disconnect = cb_disconnect, .arg = c};
+	struct rp_err err;
+	char url[64], id[64];
+	static int seq;
+
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(queue_new(&c->inbox, inbox_cap), 0);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	snprintf(id, sizeof(id), "test-%ld-%d", (long)getpid(), seq++);
+	memset(&o, 0, sizeof(o));
+	o.url = url;
+	o.client_id = id;
+	o.prefix = prefix;
+	o.keepalive_s = 5;
+	o.connect_timeout_s = 2;
+	o.min_retry_s = 1;
+	o.max_retry_s = 1;
+	o.max_message = max_message;
+	if(cc) {
+		if(cc->url)
+			o.url = cc->url;
+		o.username = cc->username;
+		o.password = cc->password;
+		o.ca_file = cc->ca_file;
+	}
+	if(mqtt_new(&c->m, &o, &cb, c->inbox, &err) != 0)
+		fail_msg("mqtt_new: %s", err.msg);
+}
+
+static void client_new(struct client *c, const char *prefix, int port, size_t inbox_cap, size_t max_message)
+{
+	client_new_cfg(c, prefix, port, inbox_cap, max_message, NULL);
+}
+
+static void client_free(struct client *c)
+{
+	mqtt_free(c->m);
+	queue_free(c->inbox, mqtt_msg_free);
+	c->m = NULL;
+	c->inbox = NULL;
+}
+
+static bool is_connected(void *arg)
+{
+	return mqtt_connected(((struct client *)arg)->m);
+}
+
+static bool is_disconnected(void *arg)
+{
+	return !mqtt_connected(((struct client *)arg)->m);
+}
+
+struct want_count {
+	struct client *c;
+	uint64_t subscribes;
+	uint64_t received;
+	int on_connect_calls;
+};
+
+static bool subscribed_enough(void *arg)
+{
+	struct want_count *w = arg;
+	struct mqtt_counters k;
+
+	mqtt_counters(w->c->m, &k);
+	return k.subscribes >= w->subscribes;
+}
+
+static bool received_enough(void *arg)
+{
+	struct want_count *w = arg;
+	struct mqtt_counters k;
+
+	mqtt_counters(w->c->m, &k);
+	return k.received >= w->received;
+}
+
+static bool connect_failed(void *arg)
+{
+	struct mqtt_counters k;
+
+	mqtt_counters(((struct client *)arg)->m, &k);
+	return k.connect_failures >= 1;
+}
+
+static bool connect_calls_enough(void *arg)
+{
+	struct want_count *w = arg;
+
+	return atomic_load(&w->c->on_connect_calls) >= w->on_connect_calls;
+}
+
+static void start_and_wait(struct client *c, uint64_t subscribes)
+{
+	struct rp_err err;
+	struct want_count w = {.c = c, .subscribes = subscribes};
+
+	if(mqtt_start(c->m, &err) != 0)
+		fail_msg("mqtt_start: %s", err.msg);
+	assert_true(wait_for(is_connected, c));
+	if(subscribes)
+		assert_true(wait_for(subscribed_enough, &w));
+}
+
+/* Waits for the next message in c's inbox (NULL after the deadline). */
+static struct mqtt_msg *next_msg(struct client *c)
+{
+	int64_t end = now_ms() + DEADLINE_MS;
+	struct mqtt_msg *msg;
+
+	while((msg = queue_pop(c->inbox)) == NULL) {
+		int left = (int)(end - now_ms());
+		if(left <= 0)
+			return NULL;
+		queue_wait(c->inbox, left);
+	}
+	return msg;
+}
+
+/* --- tests ------------------------------------------------------------------------------- */
+
+static void test_bad_urls_are_refused(void **state)
+{
+	static const char *const bad[] = {
+	        "http://127.0.0.1:1883", "tcp://",     "tcp://host:0", "tcp://host:65536",
+	        "tcp://host:12x",        "tcp://[::1", "tcp://:1883",  NULL};
+	static const char *const good[] = {"tcp://127.0.0.1:1883",      "mqtt://broker",  "tcp://[::1]:1883",
+	                                   "ssl://broker.example:8883", "mqtts://broker", NULL};
+	struct queue *q;
+	struct mqtt *m;
+	struct mqtt_options o;
+	struct rp_err err;
+	int i;
+
+	assert_int_equal(queue_new(&q, 4), 0);
+	memset(&o, 0, sizeof(o));
+	o.prefix = "ratepool";
+	for(i = 0; bad[i]; i++) {
+		o.url = bad[i];
+		if(mqtt_new(&m, &o, NULL, q, &err) != RP_EINVAL)
+			fail_msg("%s accepted", bad[i]);
+		assert_null(m);
+	}
+	for(i = 0; good[i]; i++) {
+		o.url = good[i];
+		if(mqtt_new(&m, &o, NULL, q, &err) != 0)
+			fail_msg("%s refused: %s", good[i], err.msg);
+		assert_string_equal(mqtt_status_topic(m), "ratepool/status");
+		mqtt_free(m);
+	}
+	o.url = "tcp://127.0.0.1:1883";
+	o.prefix = "rate/+";
+	assert_int_equal(mqtt_new(&m, &o, NULL, q, &err), RP_EINVAL);
+	o.prefix = "ratepool";
+	assert_int_equal(mqtt_new(&m, &o, NULL, NULL, &err), RP_EINVAL);
+	queue_free(q, NULL);
+}
+
+static void test_online_is_retained_after_connect(void **state)
+{
+	struct client c;
+
+	client_new(&c, "rp1", broker.port, 16, 0);
+	start_and_wait(&c, 0);
+	assert_true(retained_becomes("rp1/status", "1|online"));
+	assert_int_equal(atomic_load(&c.on_connect_calls), 1);
+	assert_int_equal(atomic_load(&c.on_connect_reconnects), 0);
+	assert_int_equal(mqtt_connect_generation(c.m), 1);
+	client_free(&c);
+}
+
+static void test_offline_is_retained_after_clean_stop(void **state)
+{
+	struct client c;
+
+	client_new(&c, "rp2", broker.port, 16, 0);
+	start_and_wait(&c, 0);
+	assert_true(retained_becomes("rp2/status", "1|online"));
+	mqtt_stop(c.m, true, 5000);
+	assert_false(mqtt_connected(c.m));
+	assert_true(retained_becomes("rp2/status", "1|offline"));
+	/* publishing after stop fails loudly */
+	assert_int_equal(mqtt_publish(c.m, "rp2/x", "1", 1, 0, false, 0), RP_ENET);
+	client_free(&c);
+}
+
+static void test_unclean_stop_lets_the_broker_publish_the_will(void **state)
+{
+	struct client c;
+
+	client_new(&c, "rp2b", broker.port, 16, 0);
+	start_and_wait(&c, 0);
+	assert_true(retained_becomes("rp2b/status", "1|online"));
+	mqtt_stop(c.m, false, 5000);
+	assert_true(retained_becomes("rp2b/status", "1|offline"));
+	client_free(&c);
+}
+
+/* The will: a child process (this binary, re-executed) connects, sees its
+ * own retained "online", says "ready" and dies by SIGKILL; the broker must
+ * then publish the last will "offline". */
+static int lwt_child(int port)
+{
+	struct client c;
+	struct mqtt_msg *msg;
+
+	client_new(&c, "rp3", port, 16, 0);
+	assert_int_equal(mqtt_subscribe_add(c.m, "rp3/status", 1, false), 0);
+	start_and_wait(&c, 1);
+	while((msg = next_msg(&c)) != NULL) {
+		bool online = strcmp(msg->payload, "online") == 0;
+		mqtt_msg_free(msg);
+		if(online)
+			break;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	raise(SIGKILL);
+	return 1;
+}
+
+static void test_will_marks_offline_when_the_process_dies(void **state)
+{
+	char exe[PATH_MAX], portarg[16], line[64] = "";
+	char *argv[] = {exe, "--lwt-child", portarg, NULL};
+	posix_spawn_file_actions_t fa;
+	int pipefd[2], st;
+	ssize_t n;
+	pid_t pid;
+	FILE *f;
+
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	snprintf(portarg, sizeof(portarg), "%d", broker.port);
+	assert_int_equal(pipe(pipefd), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+	posix_spawn_file_actions_addclose(&fa, pipefd[0]);
+	assert_int_equal(posix_spawn(&pid, exe, &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(pipefd[1]);
+	f = fdopen(pipefd[0], "r");
+	assert_non_null(f);
+	if(!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_string_equal(line, "ready\n");
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	assert_true(retained_becomes("rp3/status", "1|offline"));
+}
+
+static void test_request_and_reply_carry_response_topic_and_correlation(void **state)
+{
+	struct client srv, cli;
+	struct mqtt_msg *req, *rep;
+	char out[64];
+
+	client_new(&srv, "rp4", broker.port, 16, 0);
+	assert_int_equal(mqtt_subscribe_add(srv.m, "rp4/request/+/+", 1, true), 0);
+	start_and_wait(&srv, 1);
+	client_new(&cli, "rp4client", broker.port, 16, 0);
+	assert_int_equal(mqtt_subscribe_add(cli.m, "client/reply/#", 1, false), 0);
+	start_and_wait(&cli, 1);
+
+	/* an MQTT 5 request with Response Topic and binary Correlation Data */
+	assert_int_equal(run(out, sizeof(out),
+	                     "printf '{\"id\":1}' | mosquitto_pub -h 127.0.0.1 -p %d -V mqttv5 -q 1 "
+	                     "-t rp4/request/octopus/E-1R -s -D publish response-topic client/reply/7 "
+	                     "-D publish correlation-data 'corr-7'",
+	                     broker.port),
+	                 0);
+	req = next_msg(&srv);
+	assert_non_null(req);
+	assert_string_equal(req->topic, "rp4/request/octopus/E-1R");
+	assert_int_equal(req->topic_len, strlen("rp4/request/octopus/E-1R"));
+	assert_int_equal(req->len, 8);
+	assert_string_equal(req->payload, "{\"id\":1}");
+	assert_non_null(req->response_topic);
+	assert_string_equal(req->response_topic, "client/reply/7");
+	assert_int_equal(req->correlation_len, 6);
+	assert_memory_equal(req->correlation, "corr-7", 6);
+	assert_false(req->retained);
+	assert_true(req->received_at_ms > 0);
+
+	/* the reply echoes the correlation data to the response topic */
+	assert_int_equal(mqtt_reply(srv.m, req->response_topic, req->correlation, req->correlation_len,
+	                            "{\"status\":\"ok\"}", 15, 1, 60),
+	                 0);
+	rep = next_msg(&cli);
+	assert_non_null(rep);
+	assert_string_equal(rep->topic, "client/reply/7");
+	assert_string_equal(rep->payload, "{\"status\":\"ok\"}");
+	assert_int_equal(rep->correlation_len, 6);
+	assert_memory_equal(rep->correlation, "corr-7", 6);
+	assert_null(rep->response_topic);
+	assert_false(rep->retained);
+	mqtt_msg_free(rep);
+	mqtt_msg_free(req);
+
+	/* an MQTT 3.1.1 sender has neither property */
+	assert_int_equal(run(out, sizeof(out),
+	                     "mosquitto_pub -h 127.0.0.1 -p %d -V mqttv311 -t rp4/request/aemo/NSW1 -n",
+	                     broker.port),
+	                 0);
+	req = next_msg(&srv);
+	assert_non_null(req);
+	assert_string_equal(req->topic, "rp4/request/aemo/NSW1");
+	assert_int_equal(req->len, 0);
+	assert_string_equal(req->payload, "");
+	assert_null(req->response_topic);
+	assert_null(req->correlation);
+	assert_int_equal(req->correlation_len, 0);
+	mqtt_msg_free(req);
+	client_free(&cli);
+	client_free(&srv);
+}
+
+static void test_reconnect_after_broker_restart_resubscribes_and_calls_on_connect(void **state)
+{
+	struct client c;
+	struct want_count w;
+	struct mqtt_counters k;
+	struct mqtt_msg *msg;
+	char out[64];
+
+	client_new(&c, "rp5", broker.port, 16, 0);
+	assert_int_equal(mqtt_subscribe_add(c.m, "rp5/request/+/+", 1, true), 0);
+	start_and_wait(&c, 1);
+	assert_true(retained_becomes("rp5/status", "1|online"));
+
+	broker_kill(); /* no persistence: retained "online" and subscriptions are gone */
+	assert_true(wait_for(is_disconnected, &c));
+	assert_true(atomic_load(&c.on_disconnect_calls) >= 1);
+	assert_int_equal(mqtt_publish(c.m, "rp5/x", "1", 1, 1, true, 0), RP_ENET);
+	broker_spawn();
+
+	w.c = &c;
+	w.on_connect_calls = 2;
+	w.subscribes = 2;
+	assert_true(wait_for(connect_calls_enough, &w));
+	assert_true(wait_for(is_connected, &c));
+	assert_true(wait_for(subscribed_enough, &w));
+	assert_true(atomic_load(&c.on_connect_reconnects) >= 1);
+	assert_true(mqtt_connect_generation(c.m) >= 2);
+	mqtt_counters(c.m, &k);
+	assert_true(k.reconnects >= 1);
+	assert_true(k.connection_lost >= 1);
+	assert_true(k.publish_failures >= 1);
+
+	/* "online" is retained again and requests arrive again */
+	assert_true(retained_becomes("rp5/status", "1|online"));
+	assert_int_equal(run(out, sizeof(out),
+	                     "mosquitto_pub -h 127.0.0.1 -p %d -t rp5/request/aemo/SA1 -m again",
+	                     broker.port),
+	                 0);
+	msg = next_msg(&c);
+	assert_non_null(msg);
+	assert_string_equal(msg->topic, "rp5/request/aemo/SA1");
+	assert_string_equal(msg->payload, "again");
+	mqtt_msg_free(msg);
+	client_free(&c);
+}
+
+static void test_publish_fails_loudly_without_a_broker(void **state)
+{
+	struct client c;
+	struct mqtt_counters k;
+	struct rp_err err;
+
+	client_new(&c, "rp6", free_port(), 16, 0);
+	/* before start */
+	assert_int_equal(mqtt_publish(c.m, "rp6/x", "1", 1, 1, true, 0), RP_ENET);
+	assert_int_equal(mqtt_start(c.m, &err), 0);
+	assert_int_equal(mqtt_start(c.m, &err), RP_EBUSY);
+	assert_false(mqtt_connected(c.m));
+	assert_int_equal(mqtt_publish(c.m, "rp6/x", "1", 1, 1, true, 0), RP_ENET);
+	assert_int_equal(mqtt_reply(c.m, "rp6/r", "c", 1, "1", 1, 0, 0), RP_ENET);
+	mqtt_counters(c.m, &k);
+	assert_int_equal(k.publish_failures, 3);
+	assert_int_equal(k.published, 0);
+	mqtt_stop(c.m, true, 1000);
+	client_free(&c);
+}
+
+static void test_publish_refuses_wildcards_and_broker_topics(void **state)
+{
+	struct client c;
+	struct mqtt_counters k;
+	char big[70000];
+
+	client_new(&c, "rp7", broker.port, 16, 0);
+	start_and_wait(&c, 0);
+	assert_int_equal(mqtt_publish(c.m, "a/+/b", "1", 1, 0, false, 0), RP_EINVAL);
+	assert_int_equal(mqtt_publish(c.m, "a/#", "1", 1, 0, false, 0), RP_EINVAL);
+	assert_int_equal(mqtt_publish(c.m, "$SYS/x", "1", 1, 0, false, 0), RP_EINVAL);
+	assert_int_equal(mqtt_publish(c.m, "", "1", 1, 0, false, 0), RP_EINVAL);
+	assert_int_equal(mqtt_publish(c.m, NULL, "1", 1, 0, false, 0), RP_EINVAL);
+	assert_int_equal(mqtt_publish(c.m, "a/b", "1", 1, 3, false, 0), RP_EINVAL);
+	assert_int_equal(mqtt_publish(c.m, "a/b", NULL, 1, 0, false, 0), RP_EINVAL);
+	assert_int_equal(mqtt_publish(c.m, "a/\xff", "1", 1, 0, false, 0), RP_EINVAL); /* not UTF-8 */
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(mqtt_publish(c.m, big, "1", 1, 0, false, 0), RP_EINVAL);
+	assert_int_equal(mqtt_reply(c.m, "a/b", big, 65536, "1", 1, 0, 0), RP_EINVAL);
+	/* still connected, and a good publish goes through */
+	assert_true(mqtt_connected(c.m));
+	assert_int_equal(mqtt_publish(c.m, "rp7/ok", "yes", 3, 1, true, 0), 0);
+	assert_true(retained_becomes("rp7/ok", "1|yes"));
+	assert_int_equal(mqtt_connect_generation(c.m), 1);
+	mqtt_counters(c.m, &k);
+	assert_int_equal(k.publish_failures, 10);
+	client_free(&c);
+}
+
+/* TCP sockets of this process connected to port: total, and how many
+ * have TCP_NODELAY on. */
+static void scan_sockets(int port, int *total, int *nodelay)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+
+	*total = *nodelay = 0;
+	assert_non_null(d);
+	while((de = readdir(d)) != NULL) {
+		struct sockaddr_in sa;
+		socklen_t sl = sizeof(sa);
+		int fd = atoi(de->d_name), on = 0;
+		socklen_t ol = sizeof(on);
+
+		if(de->d_name[0] == '.' || fd == dirfd(d))
+			continue;
+		if(getpeername(fd, (struct sockaddr *)&sa, &sl) != 0 || sa.sin_family != AF_INET ||
+		   ntohs(sa.sin_port) != port)
+			continue;
+		(*total)++;
+		if(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &ol) == 0 && on)
+			(*nodelay)++;
+	}
+	closedir(d);
+}
+
+static void test_tcp_nodelay_is_set_on_the_broker_socket(void **state)
+{
+	struct client c;
+	struct mqtt_counters k;
+	int total, nodelay;
+
+	client_new(&c, "rp8", broker.port, 16, 0);
+	start_and_wait(&c, 0);
+	scan_sockets(broker.port, &total, &nodelay);
+	assert_int_equal(total, 1);
+	assert_int_equal(nodelay, 1);
+	mqtt_counters(c.m, &k);
+	assert_int_equal(k.nodelay_set, 1);
+	client_free(&c);
+}
+
+static void test_full_inbox_drops_and_counts(void **state)
+{
+	struct client c;
+	struct want_count w;
+	struct mqtt_counters k;
+	struct queue_stats qs;
+	char out[64];
+
+	client_new(&c, "rp9", broker.port, 2, 0);
+	assert_int_equal(mqtt_subscribe_add(c.m, "rp9/request/+/+", 1, false), 0);
+	start_and_wait(&c, 1);
+	assert_int_equal(run(out, sizeof(out),
+	                     "printf 'a\\nb\\nc\\nd\\ne\\n' | mosquitto_pub -h 127.0.0.1 -p %d -q 1 "
+	                     "-t rp9/request/aemo/NSW1 -l",
+	                     broker.port),
+	                 0);
+	w.c = &c;
+	w.received = 5;
+	assert_true(wait_for(received_enough, &w));
+	mqtt_counters(c.m, &k);
+	assert_int_equal(k.received, 5);
+	assert_int_equal(k.dropped_queue_full, 3);
+	queue_stats(c.inbox, &qs);
+	assert_int_equal(qs.length, 2);
+	assert_int_equal(qs.dropped, 3);
+	client_free(&c); /* the two queued messages are freed by queue_free */
+}
+
+static void test_oversized_message_is_dropped_and_counted(void **state)
+{
+	struct client c;
+	struct mqtt_counters k;
+	struct mqtt_msg *msg;
+	char out[64];
+
+	client_new(&c, "rp10", broker.port, 16, 16);
+	assert_int_equal(mqtt_subscribe_add(c.m, "rp10/request/+/+", 0, false), 0);
+	start_and_wait(&c, 1);
+	assert_int_equal(run(out, sizeof(out),
+	                     "mosquitto_pub -h 127.0.0.1 -p %d -t rp10/request/aemo/NSW1 -m "
+	                     "'0123456789abcdefXYZ' && mosquitto_pub -h 127.0.0.1 -p %d -t "
+	                     "rp10/request/aemo/QLD1 -m ok",
+	                     broker.port, broker.port),
+	                 0);
+	msg = next_msg(&c);
+	assert_non_null(msg);
+	assert_string_equal(msg->topic, "rp10/request/aemo/QLD1");
+	mqtt_msg_free(msg);
+	mqtt_counters(c.m, &k);
+	assert_int_equal(k.dropped_invalid, 1);
+	assert_int_equal(k.received, 2);
+	client_free(&c);
+}
+
+static void test_skip_retained_subscription_never_replays_retained_requests(void **state)
+{
+	struct client c;
+	struct mqtt_msg *msg;
+	char out[64];
+
+	assert_int_equal(run(out, sizeof(out),
+	                     "mosquitto_pub -h 127.0.0.1 -p %d -r -q 1 -t rp11/request/aemo/NSW1 -m stale",
+	                     broker.port),
+	                 0);
+	client_new(&c, "rp11", broker.port, 16, 0);
+	assert_int_equal(mqtt_subscribe_add(c.m, "rp11/request/+/+", 1, true), 0);
+	start_and_wait(&c, 1);
+	assert_int_equal(run(out, sizeof(out),
+	                     "mosquitto_pub -h 127.0.0.1 -p %d -t rp11/request/aemo/VIC1 -m fresh",
+	                     broker.port),
+	                 0);
+	msg = next_msg(&c);
+	assert_non_null(msg);
+	assert_string_equal(msg->payload, "fresh");
+	mqtt_msg_free(msg);
+	assert_null(queue_pop(c.inbox));
+	client_free(&c);
+}
+
+static void test_message_expiry_is_set_on_publish(void **state)
+{
+	struct client c;
+	char got[64];
+	long left;
+
+	client_new(&c, "rp12", broker.port, 16, 0);
+	start_and_wait(&c, 0);
+	assert_int_equal(mqtt_publish(c.m, "rp12/prices/x/current", "{}", 2, 1, true, 600), 0);
+	assert_true(retained_becomes("rp12/prices/x/current", "1|{}"));
+	run(got, sizeof(got),
+	    "mosquitto_sub -h 127.0.0.1 -p %d -V mqttv5 -t rp12/prices/x/current -C 1 -W 2 -F '%%E' "
+	    "2>/dev/null",
+	    broker.port);
+	left = strtol(got, NULL, 10);
+	if(left < 1 || left > 600)
+		fail_msg("expiry interval \"%s\"", got);
+	client_free(&c);
+}
+
+static void test_subscriptions_only_before_start(void **state)
+{
+	struct client c;
+	int i;
+	char f[32];
+
+	client_new(&c, "rp13", broker.port, 16, 0);
+	assert_int_equal(mqtt_subscribe_add(c.m, "", 0, false), RP_EINVAL);
+	assert_int_equal(mqtt_subscribe_add(c.m, "a", 3, false), RP_EINVAL);
+	for(i = 0; i < MQTT_MAX_SUBSCRIPTIONS; i++) {
+		snprintf(f, sizeof(f), "rp13/t%d", i);
+		assert_int_equal(mqtt_subscribe_add(c.m, f, 0, false), 0);
+	}
+	assert_int_equal(mqtt_subscribe_add(c.m, "rp13/more", 0, false), RP_EBUSY);
+	start_and_wait(&c, 1);
+	assert_int_equal(mqtt_subscribe_add(c.m, "rp13/late", 0, false), RP_EBUSY);
+	client_free(&c);
+}
+
+static void test_credentials_are_sent(void **state)
+{
+	struct client_cfg cc = {.username = AUTH_USER, .password = AUTH_PASS};
+	struct client c;
+
+	client_new_cfg(&c, "rp14", broker.port, 16, 0, &cc);
+	start_and_wait(&c, 0);
+	assert_true(retained_becomes("rp14/status", "1|online"));
+	client_free(&c);
+}
+
+static void test_wrong_password_never_connects(void **state)
+{
+	struct client_cfg cc = {.username = AUTH_USER, .password = "wrong"};
+	struct mqtt_counters k;
+	struct client c;
+	struct rp_err err;
+
+	client_new_cfg(&c, "rp15", broker.port, 16, 0, &cc);
+	assert_int_equal(mqtt_start(c.m, &err), 0);
+	assert_true(wait_for(connect_failed, &c));
+	mqtt_counters(c.m, &k);
+	assert_int_equal(k.connects, 0);
+	assert_false(mqtt_connected(c.m));
+	assert_int_equal(mqtt_publish(c.m, "rp15/x", "1", 1, 1, true, 0), RP_ENET);
+	client_free(&c);
+}
+
+static void test_tls_with_the_ca_file_connects(void **state)
+{
+	char url[64], ca[128];
+	struct client_cfg cc = {.url = url, .ca_file = ca};
+	struct mqtt_counters k;
+	struct client c;
+
+	snprintf(url, sizeof(url), "ssl://localhost:%d", broker.port);
+	snprintf(ca, sizeof(ca), "%s/ca.crt", broker.dir);
+	client_new_cfg(&c, "rp16", broker.port, 16, 0, &cc);
+	start_and_wait(&c, 0);
+	assert_true(retained_becomes("rp16/status", "1|online"));
+	mqtt_counters(c.m, &k);
+	assert_int_equal(k.nodelay_set, 1);
+	client_free(&c);
+}
+
+static void test_tls_with_a_foreign_ca_is_refused(void **state)
+{
+	char url[64], ca[128];
+	struct client_cfg cc = {.url = url, .ca_file = ca};
+	struct mqtt_counters k;
+	struct client c;
+	struct rp_err err;
+
+	snprintf(url, sizeof(url), "ssl://localhost:%d", broker.port);
+	snprintf(ca, sizeof(ca), "%s/other.crt", broker.dir);
+	client_new_cfg(&c, "rp17", broker.port, 16, 0, &cc);
+	assert_int_equal(mqtt_start(c.m, &err), 0);
+	assert_true(wait_for(connect_failed, &c));
+	mqtt_counters(c.m, &k);
+	assert_int_equal(k.connects, 0);
+	assert_false(mqtt_connected(c.m));
+	client_free(&c);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_bad_urls_are_refused),
+	        cmocka_unit_test_setup_teardown(test_online_is_retained_after_connect, broker_setup,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_offline_is_retained_after_clean_stop, broker_setup,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_unclean_stop_lets_the_broker_publish_the_will,
+	                                        broker_setup, broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_will_marks_offline_when_the_process_dies, broker_setup,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_request_and_reply_carry_response_topic_and_correlation,
+	                                        broker_setup, broker_teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_reconnect_after_broker_restart_resubscribes_and_calls_on_connect, broker_setup,
+	                broker_teardown),
+	        cmocka_unit_test(test_publish_fails_loudly_without_a_broker),
+	        cmocka_unit_test_setup_teardown(test_publish_refuses_wildcards_and_broker_topics,
+	                                        broker_setup, broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_tcp_nodelay_is_set_on_the_broker_socket, broker_setup,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_full_inbox_drops_and_counts, broker_setup,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_oversized_message_is_dropped_and_counted, broker_setup,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_skip_retained_subscription_never_replays_retained_requests, broker_setup,
+	                broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_message_expiry_is_set_on_publish, broker_setup,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_subscriptions_only_before_start, broker_setup,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_credentials_are_sent, broker_setup_auth,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_wrong_password_never_connects, broker_setup_auth,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_tls_with_the_ca_file_connects, broker_setup_tls,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_tls_with_a_foreign_ca_is_refused, broker_setup_tls,
+	                                        broker_teardown),
+	};
+
+	/* RATEPOOL_TEST_LOG=1 shows the wrapper's info lines */
+	log_open(getenv("RATEPOOL_TEST_LOG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR, NULL);
+	if(argc == 3 && strcmp(argv[1], "--lwt-child") == 0)
+		return lwt_child(atoi(argv[2]));
+	if(access(MOSQUITTO, X_OK) != 0) {
+		printf("test_mqtt: %s not found, skipped\n", MOSQUITTO);
+		return 0;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
