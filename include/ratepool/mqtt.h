@@ -162,6 +162,7 @@ int mqtt_start(struct mqtt *m, struct rp_err *err);
  * will). Not clean: disconnect with reason "disconnect with will
  * message", so the broker publishes the will ("offline") itself. Either
  * way automatic reconnect ends. Safe to call twice or before start.
+ * Never call it (or mqtt_free) from an mqtt callback: it waits for paho.
  */
 void mqtt_stop(struct mqtt *m, bool clean, int timeout_ms);
 

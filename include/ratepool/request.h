@@ -44,6 +44,18 @@
  * A refused request still names where its error reply goes: request_parse
  * fills out->id and out->reply_to whenever they could be read, whatever
  * else was wrong.
+ *
+ * Typical use with a message from the MQTT inbox (mqtt.h):
+ *
+ *   rc = request_parse(prefix, msg->topic, msg->payload, msg->len,
+ *                      msg->response_topic != NULL, rtime_now(), &lim, &req, &err);
+ *   if(req.reply == REQUEST_REPLY_RESPONSE_TOPIC)
+ *           to = request_reply_topic_ok(prefix, disc, msg->response_topic,
+ *                                       msg->response_topic_len, 65535) ? msg->response_topic : NULL;
+ *   else if(req.reply == REQUEST_REPLY_TO)
+ *           to = req.reply_to;
+ *   ... on refusal: request_reply_json(&req, "error", NULL, NULL, NULL, 0, NULL, 0, &err, ...)
+ *   ... mqtt_reply(m, to, msg->correlation, msg->correlation_len, json, len, qos, expiry)
  */
 #ifndef RATEPOOL_REQUEST_H
 #define RATEPOOL_REQUEST_H
