@@ -132,10 +132,8 @@ static const struct setting settings[] = {
 /* RATEPOOL_* variables that are not settings and are not refused: read by
  * rtime (the test clock seam) and by the test tooling. */
 static const char *const ignored_env[] = {
-        "RATEPOOL_TEST_CLOCK",
-        "RATEPOOL_BIN",
-        "RATEPOOL_FAKE_UPSTREAM",
-        "RATEPOOL_FAKE_VERBOSE",
+        "RATEPOOL_TEST_CLOCK",   "RATEPOOL_BIN",        "RATEPOOL_FAKE_UPSTREAM",
+        "RATEPOOL_FAKE_VERBOSE", "RATEPOOL_BENCH_RUNS", "RATEPOOL_BENCH_CALLGRIND",
 };
 
 /* Provider ids a series may name. */

@@ -351,9 +351,10 @@ static void test_environment_alone(void **state)
 	/* Other variables, and RATEPOOL_TEST_CLOCK (read by rtime), are left alone. */
 	load_ok(&cfg, NULL,
 	        ENV("PATH=/usr/bin", "HOME=/root", "ratepool_mqtt_url=ignored",
-	            "RATEPOOL_TEST_CLOCK=2026-11-21T12:00:00Z,60", "RATEPOOL_STORE=/data/store",
-	            "RATEPOOL_STORE_MAX_BYTES=64MiB", "RATEPOOL_WATTTIME_SIGNAL=health_damage",
-	            "RATEPOOL_LOG_FILE=/tmp/x.log", "RATEPOOL_MQTT_URL=wss://broker:443/mqtt"));
+	            "RATEPOOL_TEST_CLOCK=2026-11-21T12:00:00Z,60", "RATEPOOL_BIN=build/ratepool",
+	            "RATEPOOL_BENCH_RUNS=3", "RATEPOOL_STORE=/data/store", "RATEPOOL_STORE_MAX_BYTES=64MiB",
+	            "RATEPOOL_WATTTIME_SIGNAL=health_damage", "RATEPOOL_LOG_FILE=/tmp/x.log",
+	            "RATEPOOL_MQTT_URL=wss://broker:443/mqtt"));
 	assert_string_equal(cfg.store, "/data/store");
 	assert_int_equal(cfg.store_max_bytes, 64ULL * 1024 * 1024);
 	assert_string_equal(cfg.watttime_signal, "health_damage");
