@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -112,24 +113,41 @@ struct broker {
 
 static struct broker broker;
 
+/* Starts mosquitto as a child that dies with this process (PR_SET_PDEATHSIG),
+ * so a crashed test never leaves a broker behind. */
+static pid_t spawn_mosquitto(void)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	assert_true(pid >= 0);
+	if(pid == 0) {
+		/* only async-signal-safe calls between fork and exec */
+		int null = open("/dev/null", O_WRONLY);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if(getppid() != parent)
+			_exit(127);
+		if(null >= 0) {
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execl(MOSQUITTO, MOSQUITTO, "-c", broker.conf, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
 static void broker_spawn(void)
 {
-	char *argv[] = {MOSQUITTO, "-c", broker.conf, NULL};
-	posix_spawn_file_actions_t fa;
 	int64_t end;
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	assert_int_equal(posix_spawn(&broker.pid, MOSQUITTO, &fa, NULL, argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
+	broker.pid = spawn_mosquitto();
 	end = now_ms() + DEADLINE_MS;
 	while(!port_open(broker.port)) {
 		int st;
 		if(waitpid(broker.pid, &st, WNOHANG) == broker.pid) {
 			/* bind raced with a closing port: try again */
 			sleep_ms(100);
-			assert_int_equal(posix_spawn(&broker.pid, MOSQUITTO, NULL, NULL, argv, environ), 0);
+			broker.pid = spawn_mosquitto();
 		}
 		assert_true(now_ms() < end);
 		sleep_ms(20);
@@ -168,6 +186,10 @@ static int broker_write_and_spawn(const char *extra)
 	if(!f)
 		return -1;
 	fprintf(f, "listener %d 127.0.0.1\npersistence false\nlog_dest none\n%s", broker.port, extra);
+	/* As root, mosquitto would switch to its own user, which clears the
+	 * parent-death signal: stay root so that it dies with the test. */
+	if(geteuid() == 0)
+		fprintf(f, "user root\n");
 	fclose(f);
 	broker_spawn();
 	return 0;
