@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "support/fake.h"
+
 /* cmocka 1.1 has no assert_double_equal. */
 #define assert_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
 
@@ -273,6 +275,217 @@ static const struct bad_case bad_nan = {"5min_nan.txt", "NSW1", RP_EPARSE, NULL}
 		name, test_bad_answer, NULL, NULL, (void *)&(c)                                              \
 	}
 
+/* ---- the client against the fake upstream ---------------------------- */
+
+static struct config cfg;
+static char base_url[128];
+static const struct http_retry_policy policy = {3, 1, 10, 1};
+
+static int fake_setup(void **state)
+{
+	if(fake_start() || fake_reset())
+		return -1;
+	snprintf(base_url, sizeof(base_url), "%s", fake_url());
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.aemo_url = base_url;
+	return 0;
+}
+
+static int fetch(const char *region, int64_t from, int64_t to, struct provider_result *res,
+                 struct rp_err *err)
+{
+	struct provider_ctx ctx = {.cfg = &cfg, .auth = NULL, .store = NULL, .retry = &policy};
+
+	provider_result_init(res);
+	rp_err_clear(err);
+	return provider_aemo.fetch(&ctx, region, from, to, res, err);
+}
+
+/* The fake's price of the NSW1 interval ending at e (README), AUD/MWh. */
+static double fake_nsw1_rrp(int64_t e)
+{
+	double w = sin(2 * M_PI * (double)e / 86400.0), v = sin(2 * M_PI * (double)e / 604800.0);
+	return 80 + 60 * w + 10 * v;
+}
+
+static void test_fetch_region_gives_settled_five_minute_prices(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now(), from = now - 6 * 3600;
+	size_t i;
+
+	assert_int_equal(fetch("NSW1", from, now, &res, &err), 0);
+	assert_int_equal(res.upstream_calls, 1);
+	assert_string_equal(res.slots.unit, "AUD/kWh");
+	assert_string_equal(res.source, "aemo/5MIN");
+	/* Six hours back, up to the newest interval (45 s after its end). */
+	assert_true(res.slots.n >= 70 && res.slots.n <= 73);
+	assert_true(res.slots.v[0].start <= from && res.slots.v[0].end > from);
+	assert_int_equal(slot_list_contiguous_end(&res.slots), res.slots.v[res.slots.n - 1].end);
+	assert_true(res.slots.v[res.slots.n - 1].end <= now);
+	for(i = 0; i < res.slots.n; i++) {
+		const struct slot *sl = &res.slots.v[i];
+		assert_int_equal(sl->end - sl->start, 300);
+		assert_int_equal(sl->end % 300, 0);
+		/* The price belongs to the interval ENDING at SETTLEMENTDATE. */
+		assert_near(sl->value * 1000.0, fake_nsw1_rrp(sl->end), 1e-4);
+	}
+	provider_result_free(&res);
+}
+
+static void test_request_is_the_post_aemo_expects(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	char seen[8192];
+	int64_t now = rtime_now();
+
+	assert_int_equal(fetch("QLD1", now - 3600, now, &res, &err), 0);
+	provider_result_free(&res);
+	assert_int_equal(fake_http("GET", "/_fake/requests?endpoint=aemo_5min", NULL, seen, sizeof(seen)),
+	                 200);
+	assert_non_null(strstr(seen, "\"POST\""));
+	assert_non_null(strstr(seen, "timeScale"));
+	assert_non_null(strstr(seen, "30MIN"));
+}
+
+static void test_cap_and_floor_pass_through_provider_fetch(void **state)
+{
+	struct provider_ctx ctx = {.cfg = &cfg, .auth = NULL, .store = NULL, .retry = &policy};
+	struct provider_result res;
+	struct rp_err err;
+	char conf[512], a[RTIME_TEXT_SIZE], b[RTIME_TEXT_SIZE], c[RTIME_TEXT_SIZE];
+	int64_t now = rtime_now(), t = now - 3 * 3600;
+	size_t i, cap = 0, floor = 0;
+
+	t -= t % 300;
+	rtime_format(t, a);
+	rtime_format(t + 300, b);
+	rtime_format(t + 600, c);
+	snprintf(conf, sizeof(conf),
+	         "{\"aemo_prices\":[{\"region\":\"SA1\",\"from\":\"%s\",\"to\":\"%s\",\"rrp\":17500},"
+	         "{\"region\":\"SA1\",\"from\":\"%s\",\"to\":\"%s\",\"rrp\":-1000}]}",
+	         a, b, b, c);
+	assert_int_equal(fake_config(conf), 0);
+	provider_result_init(&res);
+	rp_err_clear(&err);
+	assert_int_equal(provider_fetch(&provider_aemo, &ctx, "SA1", t - 3600, t + 3600, &res, &err), 0);
+	assert_int_equal(res.upstream_calls, 1);
+	for(i = 0; i < res.slots.n; i++) {
+		if(res.slots.v[i].start == t) {
+			assert_near(res.slots.v[i].value, 17.5, 1e-9);
+			cap++;
+		}
+		if(res.slots.v[i].start == t + 300) {
+			assert_near(res.slots.v[i].value, -1.0, 1e-9);
+			floor++;
+		}
+	}
+	assert_int_equal(cap, 1);
+	assert_int_equal(floor, 1);
+	provider_result_free(&res);
+}
+
+static void test_unknown_region_costs_no_upstream_call(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_int_equal(fetch("WA1", now - 3600, now, &res, &err), RP_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "NSW1, QLD1, VIC1, SA1 or TAS1"));
+	assert_int_equal(res.upstream_calls, 0);
+	provider_result_free(&res);
+	assert_int_equal(fake_calls("aemo_5min"), 0);
+}
+
+static void test_future_range_costs_no_upstream_call(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_int_equal(fetch("VIC1", now + 600, now + 3600, &res, &err), 0);
+	assert_int_equal(res.slots.n, 0);
+	assert_string_equal(res.slots.unit, "AUD/kWh");
+	assert_int_equal(res.upstream_calls, 0);
+	provider_result_free(&res);
+	assert_int_equal(fake_calls("aemo_5min"), 0);
+}
+
+static void test_server_error_is_retried(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_int_equal(fake_fault("{\"endpoint\":\"aemo_5min\",\"kind\":\"status\",\"status\":500}"), 0);
+	assert_int_equal(fetch("TAS1", now - 3600, now, &res, &err), 0);
+	assert_true(res.slots.n >= 11);
+	assert_int_equal(res.upstream_calls, 2);
+	provider_result_free(&res);
+	assert_int_equal(fake_calls("aemo_5min"), 2);
+}
+
+static void test_overload_that_persists_is_reported_after_the_retries(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_int_equal(
+	        fake_fault("{\"endpoint\":\"aemo_5min\",\"kind\":\"status\",\"status\":503,\"times\":-1}"),
+	        0);
+	assert_int_equal(fetch("TAS1", now - 3600, now, &res, &err), RP_ESERVER);
+	assert_int_equal(res.slots.n, 0);
+	assert_int_equal(res.upstream_calls, policy.max_attempts);
+	provider_result_free(&res);
+}
+
+static void test_waf_html_page_is_forbidden_and_not_retried(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_int_equal(fake_fault("{\"endpoint\":\"aemo_5min\",\"kind\":\"html\"}"), 0);
+	assert_int_equal(fetch("NSW1", now - 3600, now, &res, &err), RP_EFORBIDDEN);
+	assert_non_null(strstr(err.msg, "HTML page"));
+	assert_int_equal(res.slots.n, 0);
+	assert_int_equal(res.upstream_calls, 1);
+	provider_result_free(&res);
+}
+
+static void test_garbage_and_empty_answers_keep_nothing_truncated_is_retried(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+	int rc;
+
+	assert_int_equal(fake_fault("{\"endpoint\":\"aemo_5min\",\"kind\":\"garbage\"}"), 0);
+	rc = fetch("NSW1", now - 3600, now, &res, &err);
+	assert_true(rc == RP_EPARSE || rc == RP_EGARBAGE);
+	assert_int_equal(res.slots.n, 0);
+	provider_result_free(&res);
+
+	assert_int_equal(fake_fault("{\"endpoint\":\"aemo_5min\",\"kind\":\"empty\"}"), 0);
+	assert_int_equal(fetch("NSW1", now - 3600, now, &res, &err), RP_EGARBAGE);
+	assert_int_equal(res.slots.n, 0);
+	provider_result_free(&res);
+
+	/* A body cut short is a transport error: retried, and the retry's
+	 * whole answer is what counts. */
+	assert_int_equal(fake_fault("{\"endpoint\":\"aemo_5min\",\"kind\":\"truncate\"}"), 0);
+	assert_int_equal(fetch("NSW1", now - 3600, now, &res, &err), 0);
+	assert_int_equal(res.upstream_calls, 2);
+	assert_true(res.slots.n >= 11);
+	provider_result_free(&res);
+}
+
+#define FAKE(f) cmocka_unit_test_setup(f, fake_setup)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -303,8 +516,18 @@ int main(void)
 	        BAD("test_empty_report_is_refused", bad_empty),
 	        BAD("test_absurd_price_is_refused", bad_absurd),
 	        BAD("test_nan_is_refused", bad_nan),
+	        FAKE(test_fetch_region_gives_settled_five_minute_prices),
+	        FAKE(test_request_is_the_post_aemo_expects),
+	        FAKE(test_cap_and_floor_pass_through_provider_fetch),
+	        FAKE(test_unknown_region_costs_no_upstream_call),
+	        FAKE(test_future_range_costs_no_upstream_call),
+	        FAKE(test_server_error_is_retried),
+	        FAKE(test_overload_that_persists_is_reported_after_the_retries),
+	        FAKE(test_waf_html_page_is_forbidden_and_not_retried),
+	        FAKE(test_garbage_and_empty_answers_keep_nothing_truncated_is_retried),
 	};
 
 	log_open(LOG_LEVEL_ERROR, NULL);
+	http_global_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

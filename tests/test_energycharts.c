@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "support/fake.h"
+
 /* cmocka 1.1 has no assert_double_equal. */
 #define assert_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
 
@@ -308,6 +310,260 @@ static const struct bad_case bad_too_many = {"price_too_many.json", RP_ETOOLARGE
 		name, test_bad_answer, NULL, NULL, (void *)&(c)                                              \
 	}
 
+/* ---- the client against the fake upstream ---------------------------- */
+
+static struct config cfg;
+static char base_url[128];
+static const struct http_retry_policy policy = {3, 1, 10, 1};
+
+static int fake_setup(void **state)
+{
+	if(fake_start() || fake_reset())
+		return -1;
+	snprintf(base_url, sizeof(base_url), "%s", fake_url());
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.energycharts_url = base_url;
+	return 0;
+}
+
+static int fetch(const char *bzn, int64_t from, int64_t to, struct provider_result *res, struct rp_err *err)
+{
+	struct provider_ctx ctx = {.cfg = &cfg, .auth = NULL, .store = NULL, .retry = &policy};
+
+	provider_result_init(res);
+	rp_err_clear(err);
+	return provider_fetch(&provider_energycharts, &ctx, bzn, from, to, res, err);
+}
+
+/* The fake's DE-LU price of the slot starting at t (README), EUR/MWh. */
+static double fake_delu_price(int64_t t)
+{
+	double w = sin(2 * M_PI * (double)t / 86400.0), v = sin(2 * M_PI * (double)t / 604800.0);
+	return 80 + 70 * w + 20 * v;
+}
+
+/* Every slot of [from, to) there, 15 minutes long, at the fake's price. */
+static void assert_quarter_hours(const struct provider_result *res, int64_t from, int64_t to)
+{
+	size_t i;
+
+	assert_string_equal(res->slots.unit, "EUR/kWh");
+	assert_int_equal(res->slots.n, (size_t)((to - from) / 900));
+	assert_int_equal(res->slots.v[0].start, from);
+	assert_int_equal(slot_list_contiguous_end(&res->slots), to);
+	for(i = 0; i < res->slots.n; i++) {
+		assert_int_equal(res->slots.v[i].end - res->slots.v[i].start, 900);
+		assert_near(res->slots.v[i].value * 1000.0, fake_delu_price(res->slots.v[i].start), 0.0051);
+	}
+}
+
+static void test_today_comes_in_quarter_hours_at_the_upstream_price(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+	int64_t today = rtime_day_start(RTIME_CET, now), tomorrow = rtime_day_add(RTIME_CET, now, 1);
+
+	assert_int_equal(fetch("DE-LU", today, tomorrow, &res, &err), 0);
+	assert_quarter_hours(&res, today, tomorrow);
+	assert_int_equal(res.upstream_calls, 1);
+	assert_string_equal(res.source, "energycharts/price");
+	provider_result_free(&res);
+}
+
+static void test_tomorrow_before_publication_is_no_slots_not_an_error(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+	int64_t tomorrow = rtime_day_add(RTIME_CET, now, 1), after = rtime_day_add(RTIME_CET, now, 2);
+
+	assert_int_equal(fake_config("{\"publish_at\":{\"energycharts\":\"never\"}}"), 0);
+	assert_int_equal(fetch("DE-LU", tomorrow, after, &res, &err), 0);
+	assert_int_equal(res.slots.n, 0);
+	assert_int_equal(res.upstream_calls, 1);
+	provider_result_free(&res);
+	assert_int_equal(fake_calls("energycharts_price"), 1);
+}
+
+static void test_today_and_tomorrow_before_publication_gives_today(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+	int64_t today = rtime_day_start(RTIME_CET, now), tomorrow = rtime_day_add(RTIME_CET, now, 1);
+
+	assert_int_equal(fake_config("{\"publish_at\":{\"energycharts\":\"never\"}}"), 0);
+	assert_int_equal(fetch("DE-LU", today, rtime_day_add(RTIME_CET, now, 2), &res, &err), 0);
+	assert_quarter_hours(&res, today, tomorrow);
+	provider_result_free(&res);
+}
+
+static void test_tomorrow_after_publication_is_served(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+	int64_t tomorrow = rtime_day_add(RTIME_CET, now, 1), after = rtime_day_add(RTIME_CET, now, 2);
+
+	/* Published at local midnight: tomorrow is out whenever this runs. */
+	assert_int_equal(fake_config("{\"publish_at\":{\"energycharts\":\"00:00\"}}"), 0);
+	assert_int_equal(fetch("DE-LU", tomorrow, after, &res, &err), 0);
+	assert_quarter_hours(&res, tomorrow, after);
+	provider_result_free(&res);
+}
+
+static void test_resolution_change_day_from_the_upstream_is_exact(void **state)
+{
+	const int64_t d0 = 1759183200; /* 2025-09-30T00:00+02:00 */
+	struct provider_result res;
+	struct rp_err err;
+	size_t i;
+
+	assert_int_equal(fetch("DE-LU", d0, d0 + 2 * 86400, &res, &err), 0);
+	assert_int_equal(res.slots.n, 24 + 96);
+	for(i = 0; i < res.slots.n; i++)
+		assert_int_equal(res.slots.v[i].end - res.slots.v[i].start, i < 24 ? 3600 : 900);
+	assert_int_equal(slot_list_contiguous_end(&res.slots), d0 + 2 * 86400);
+	provider_result_free(&res);
+}
+
+static void test_null_price_from_the_upstream_stays_missing(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	char conf[128];
+	int64_t now = rtime_now();
+	int64_t today = rtime_day_start(RTIME_CET, now), tomorrow = rtime_day_add(RTIME_CET, now, 1);
+	int64_t hole = today + 3600;
+	size_t i;
+
+	snprintf(conf, sizeof(conf), "{\"energycharts_null_slots\":[%lld]}", (long long)hole);
+	assert_int_equal(fake_config(conf), 0);
+	assert_int_equal(fetch("DE-LU", today, tomorrow, &res, &err), 0);
+	assert_int_equal(res.slots.n, (size_t)((tomorrow - today) / 900) - 1);
+	for(i = 0; i < res.slots.n; i++) {
+		assert_true(res.slots.v[i].start != hole);
+		if(res.slots.v[i].end == hole)
+			assert_int_equal(res.slots.v[i].start, hole - 900);
+	}
+	assert_int_equal(slot_list_contiguous_end(&res.slots), hole);
+	provider_result_free(&res);
+}
+
+static void test_unknown_bidding_zone_is_not_found_without_retry(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_int_equal(fetch("XX", now - 3600, now, &res, &err), RP_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "does not know bidding zone \"XX\""));
+	assert_int_equal(res.upstream_calls, 1);
+	provider_result_free(&res);
+}
+
+static void test_server_error_is_retried(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+	int64_t today = rtime_day_start(RTIME_CET, now), tomorrow = rtime_day_add(RTIME_CET, now, 1);
+
+	assert_int_equal(
+	        fake_fault("{\"endpoint\":\"energycharts_price\",\"kind\":\"status\",\"status\":500}"), 0);
+	assert_int_equal(fetch("DE-LU", today, tomorrow, &res, &err), 0);
+	assert_quarter_hours(&res, today, tomorrow);
+	assert_int_equal(res.upstream_calls, 2);
+	provider_result_free(&res);
+	assert_int_equal(fake_calls("energycharts_price"), 2);
+}
+
+static void test_rate_limit_is_retried(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+	int64_t today = rtime_day_start(RTIME_CET, now), tomorrow = rtime_day_add(RTIME_CET, now, 1);
+
+	assert_int_equal(
+	        fake_fault("{\"endpoint\":\"energycharts_price\",\"kind\":\"rate_limit\",\"retry_after\":0}"),
+	        0);
+	assert_int_equal(fetch("DE-LU", today, tomorrow, &res, &err), 0);
+	assert_int_equal(res.upstream_calls, 2);
+	provider_result_free(&res);
+}
+
+static void test_backend_error_that_persists_is_reported(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	/* The real API answers 500 for DE-AT-LU every time. */
+	assert_int_equal(fetch("DE-AT-LU", now - 3600, now, &res, &err), RP_ESERVER);
+	assert_int_equal(res.slots.n, 0);
+	assert_int_equal(res.upstream_calls, policy.max_attempts);
+	provider_result_free(&res);
+}
+
+static void test_cdn_html_page_is_forbidden_and_not_retried(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_int_equal(fake_fault("{\"endpoint\":\"energycharts_price\",\"kind\":\"html\"}"), 0);
+	assert_int_equal(fetch("DE-LU", now - 3600, now, &res, &err), RP_EFORBIDDEN);
+	assert_string_equal(err.msg, "upstream answered with an HTML page (CDN block?)");
+	assert_int_equal(res.upstream_calls, 1);
+	provider_result_free(&res);
+}
+
+static void test_garbage_and_empty_answers_keep_nothing(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+	int rc;
+
+	assert_int_equal(fake_fault("{\"endpoint\":\"energycharts_price\",\"kind\":\"garbage\"}"), 0);
+	rc = fetch("DE-LU", now - 3600, now, &res, &err);
+	assert_true(rc == RP_EPARSE || rc == RP_EGARBAGE);
+	assert_int_equal(res.slots.n, 0);
+	provider_result_free(&res);
+
+	assert_int_equal(fake_fault("{\"endpoint\":\"energycharts_price\",\"kind\":\"empty\"}"), 0);
+	assert_int_equal(fetch("DE-LU", now - 3600, now, &res, &err), RP_EGARBAGE);
+	assert_int_equal(res.slots.n, 0);
+	provider_result_free(&res);
+
+	assert_int_equal(fake_fault("{\"endpoint\":\"energycharts_price\",\"kind\":\"invalid_json\"}"), 0);
+	assert_int_equal(fetch("DE-LU", now - 3600, now, &res, &err), RP_EPARSE);
+	assert_int_equal(res.slots.n, 0);
+	provider_result_free(&res);
+}
+
+static void test_request_asks_the_range_in_unix_seconds(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	char seen[8192], want[96];
+	int64_t now = rtime_now();
+	int64_t today = rtime_day_start(RTIME_CET, now), tomorrow = rtime_day_add(RTIME_CET, now, 1);
+
+	assert_int_equal(fetch("NL", today, tomorrow, &res, &err), 0);
+	provider_result_free(&res);
+	assert_int_equal(
+	        fake_http("GET", "/_fake/requests?endpoint=energycharts_price", NULL, seen, sizeof(seen)),
+	        200);
+	snprintf(want, sizeof(want), "bzn=NL&start=%lld&end=%lld", (long long)today, (long long)tomorrow);
+	if(!strstr(seen, want))
+		fail_msg("request lacks \"%s\": %s", want, seen);
+}
+
+#define FAKE(f) cmocka_unit_test_setup(f, fake_setup)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,8 +601,22 @@ int main(void)
 	        BAD("test_time_not_on_a_minute_is_refused", bad_not_minute),
 	        BAD("test_millisecond_times_are_refused", bad_ms_times),
 	        BAD("test_more_points_than_slot_list_max_are_refused", bad_too_many),
+	        FAKE(test_today_comes_in_quarter_hours_at_the_upstream_price),
+	        FAKE(test_tomorrow_before_publication_is_no_slots_not_an_error),
+	        FAKE(test_today_and_tomorrow_before_publication_gives_today),
+	        FAKE(test_tomorrow_after_publication_is_served),
+	        FAKE(test_resolution_change_day_from_the_upstream_is_exact),
+	        FAKE(test_null_price_from_the_upstream_stays_missing),
+	        FAKE(test_unknown_bidding_zone_is_not_found_without_retry),
+	        FAKE(test_server_error_is_retried),
+	        FAKE(test_rate_limit_is_retried),
+	        FAKE(test_backend_error_that_persists_is_reported),
+	        FAKE(test_cdn_html_page_is_forbidden_and_not_retried),
+	        FAKE(test_garbage_and_empty_answers_keep_nothing),
+	        FAKE(test_request_asks_the_range_in_unix_seconds),
 	};
 
 	log_open(LOG_LEVEL_ERROR, NULL);
+	http_global_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

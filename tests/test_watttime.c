@@ -3,6 +3,7 @@
  * upstream. */
 #include "ratepool/watttime.h"
 
+#include "ratepool/auth.h"
 #include "ratepool/config.h"
 #include "ratepool/http.h"
 #include "ratepool/log.h"
@@ -20,6 +21,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "support/fake.h"
 
 /* cmocka 1.1 has no assert_double_equal. */
 #define assert_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
@@ -331,6 +334,276 @@ static const struct bad_case bad_absurd = {"forecast_absurd_value.json", RP_EGAR
 		name, test_bad_answer, NULL, NULL, (void *)&(c)                                              \
 	}
 
+/* ---- the client against the fake upstream ---------------------------- */
+
+static struct config cfg;
+static struct auth *auth;
+static char base_url[128];
+/* Fast retries: the policy, not the sleeping, is under test. */
+static const struct http_retry_policy policy = {3, 1, 10, 1};
+
+static int fake_setup(void **state)
+{
+	if(fake_start() || fake_reset())
+		return -1;
+	snprintf(base_url, sizeof(base_url), "%s", fake_url());
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.watttime_url = base_url;
+	cfg.watttime_username = "ratepool";
+	cfg.watttime_password = "fake-password";
+	cfg.watttime_signal = "co2_moer";
+	cfg.token_refresh_margin_s = 300;
+	return auth_new(&auth, NULL, &cfg) ? -1 : 0;
+}
+
+static int fake_teardown(void **state)
+{
+	auth_free(auth);
+	auth = NULL;
+	return 0;
+}
+
+static int fetch(const char *region, int64_t from, int64_t to, struct provider_result *res,
+                 struct rp_err *err)
+{
+	struct provider_ctx ctx = {.cfg = &cfg, .auth = auth, .store = NULL, .retry = &policy};
+
+	provider_result_init(res);
+	rp_err_clear(err);
+	return provider_watttime.fetch(&ctx, region, from, to, res, err);
+}
+
+static void assert_forecast(const struct provider_result *res, int64_t from, int64_t to)
+{
+	size_t i;
+
+	assert_true(res->slots.n >= 23 && res->slots.n <= 24);
+	assert_string_equal(res->slots.unit, "lbs_co2_per_mwh");
+	assert_true(res->slots.v[0].start <= from && res->slots.v[0].end > from);
+	for(i = 0; i < res->slots.n; i++) {
+		assert_int_equal(res->slots.v[i].end - res->slots.v[i].start, 300);
+		assert_true(res->slots.v[i].start < to);
+		/* 800 + 200 sin(...) + 5 * (0..11) */
+		assert_true(res->slots.v[i].value >= 600 && res->slots.v[i].value <= 1055);
+	}
+	assert_int_equal(slot_list_contiguous_end(&res->slots), res->slots.v[res->slots.n - 1].end);
+}
+
+static void test_fetch_logs_in_once_and_reuses_the_token(void **state)
+{
+	struct provider_result res;
+	struct auth_stats st;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_int_equal(fetch("CAISO_NORTH", now, now + 7200, &res, &err), 0);
+	assert_forecast(&res, now, now + 7200);
+	assert_int_equal(res.upstream_calls, 2); /* login + forecast */
+	assert_string_equal(res.source, "watttime/v3/forecast");
+	provider_result_free(&res);
+
+	assert_int_equal(fetch("CAISO_NORTH", now, now + 7200, &res, &err), 0);
+	assert_int_equal(res.upstream_calls, 1);
+	provider_result_free(&res);
+	assert_int_equal(fake_calls("watttime_login"), 1);
+	assert_int_equal(fake_calls("watttime_forecast"), 2);
+	auth_stats_get(auth, AUTH_WATTTIME, &st);
+	assert_int_equal(st.refresh_count, 1);
+}
+
+static void test_token_near_expiry_is_renewed_and_counted(void **state)
+{
+	struct provider_result res;
+	struct auth_stats st;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	/* A margin longer than the 30-minute lifetime: every token is
+	 * already "about to expire" at the next fetch. */
+	cfg.token_refresh_margin_s = 3600;
+	assert_int_equal(fetch("CAISO_NORTH", now, now + 7200, &res, &err), 0);
+	provider_result_free(&res);
+	assert_int_equal(fetch("CAISO_NORTH", now, now + 7200, &res, &err), 0);
+	assert_int_equal(res.upstream_calls, 2);
+	provider_result_free(&res);
+	assert_int_equal(fake_calls("watttime_login"), 2);
+	assert_int_equal(fake_calls("watttime_forecast"), 2);
+	auth_stats_get(auth, AUTH_WATTTIME, &st);
+	assert_int_equal(st.refresh_count, 2);
+}
+
+static void test_revoked_token_is_renewed_and_the_request_retried_once(void **state)
+{
+	struct provider_result res;
+	struct auth_stats st;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_int_equal(fetch("CAISO_NORTH", now, now + 7200, &res, &err), 0);
+	provider_result_free(&res);
+	assert_int_equal(fake_config("{\"revoke_tokens\": true}"), 0);
+	assert_int_equal(fetch("CAISO_NORTH", now, now + 7200, &res, &err), 0);
+	assert_forecast(&res, now, now + 7200);
+	assert_int_equal(res.upstream_calls, 3); /* 401, login, forecast */
+	provider_result_free(&res);
+	assert_int_equal(fake_calls("watttime_login"), 2);
+	assert_int_equal(fake_calls("watttime_forecast"), 3);
+	auth_stats_get(auth, AUTH_WATTTIME, &st);
+	assert_int_equal(st.refresh_count, 2);
+}
+
+static void test_expired_token_answered_with_403_page_is_renewed(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_int_equal(fake_fault("{\"endpoint\":\"watttime_forecast\",\"kind\":\"html\",\"status\":403}"),
+	                 0);
+	assert_int_equal(fetch("CAISO_NORTH", now, now + 7200, &res, &err), 0);
+	assert_forecast(&res, now, now + 7200);
+	assert_int_equal(res.upstream_calls, 4); /* login, 403, login, forecast */
+	provider_result_free(&res);
+}
+
+static void test_region_not_in_plan_says_so_through_the_fake(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_int_equal(fetch("CAISO_SOUTH", now, now + 7200, &res, &err), RP_EFORBIDDEN);
+	assert_int_equal(res.slots.n, 0);
+	assert_msg_has(&err, "CAISO_SOUTH");
+	assert_msg_has(&err, "not in your WattTime plan");
+	provider_result_free(&res);
+}
+
+static void test_unknown_region_is_not_found_without_retry(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_int_equal(fetch("FOO", now, now + 7200, &res, &err), RP_ENOTFOUND);
+	assert_msg_has(&err, "does not know region FOO");
+	assert_int_equal(res.slots.n, 0);
+	provider_result_free(&res);
+	assert_int_equal(fake_calls("watttime_forecast"), 1);
+}
+
+static void test_wrong_password_is_an_auth_error_naming_the_settings(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	cfg.watttime_password = "not-the-password";
+	auth_free(auth);
+	assert_int_equal(auth_new(&auth, NULL, &cfg), 0);
+	assert_int_equal(fetch("CAISO_NORTH", now, now + 7200, &res, &err), RP_EAUTH);
+	assert_msg_has(&err, "RATEPOOL_WATTTIME_PASSWORD");
+	assert_int_equal(res.slots.n, 0);
+	provider_result_free(&res);
+	assert_int_equal(fake_calls("watttime_forecast"), 0);
+}
+
+static void test_no_account_configured_is_invalid_without_a_call(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	cfg.watttime_username = NULL;
+	assert_int_equal(fetch("CAISO_NORTH", now, now + 7200, &res, &err), RP_EINVAL);
+	assert_msg_has(&err, "RATEPOOL_WATTTIME_USERNAME");
+	provider_result_free(&res);
+	assert_int_equal(fake_calls("watttime_login"), 0);
+}
+
+static void test_server_error_is_retried(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_int_equal(
+	        fake_fault("{\"endpoint\":\"watttime_forecast\",\"kind\":\"status\",\"status\":500}"), 0);
+	assert_int_equal(fetch("CAISO_NORTH", now, now + 7200, &res, &err), 0);
+	assert_forecast(&res, now, now + 7200);
+	assert_int_equal(res.upstream_calls, 3); /* login, 500, forecast */
+	provider_result_free(&res);
+	assert_int_equal(fake_calls("watttime_forecast"), 2);
+}
+
+static void test_garbage_and_empty_answers_keep_nothing(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+	int rc;
+
+	assert_int_equal(fake_fault("{\"endpoint\":\"watttime_forecast\",\"kind\":\"garbage\"}"), 0);
+	rc = fetch("CAISO_NORTH", now, now + 7200, &res, &err);
+	assert_true(rc == RP_EPARSE || rc == RP_EGARBAGE);
+	assert_int_equal(res.slots.n, 0);
+	provider_result_free(&res);
+
+	assert_int_equal(fake_fault("{\"endpoint\":\"watttime_forecast\",\"kind\":\"empty\"}"), 0);
+	assert_int_equal(fetch("CAISO_NORTH", now, now + 7200, &res, &err), RP_EGARBAGE);
+	assert_int_equal(res.slots.n, 0);
+	provider_result_free(&res);
+
+	assert_int_equal(fake_fault("{\"endpoint\":\"watttime_forecast\",\"kind\":\"invalid_json\"}"), 0);
+	assert_int_equal(fetch("CAISO_NORTH", now, now + 7200, &res, &err), RP_EPARSE);
+	assert_int_equal(res.slots.n, 0);
+	provider_result_free(&res);
+}
+
+static void test_health_damage_signal_is_asked_and_its_unit_kept(void **state)
+{
+	struct provider_result res;
+	struct rp_err err;
+	char seen[8192];
+	int64_t now = rtime_now();
+
+	cfg.watttime_signal = "health_damage";
+	assert_int_equal(fetch("PSCO", now, now + 3600, &res, &err), 0);
+	assert_string_equal(res.slots.unit, "$_per_mwh");
+	assert_true(res.slots.n >= 11 && res.slots.n <= 12);
+	provider_result_free(&res);
+	assert_int_equal(
+	        fake_http("GET", "/_fake/requests?endpoint=watttime_forecast", NULL, seen, sizeof(seen)),
+	        200);
+	assert_non_null(strstr(seen, "region=PSCO"));
+	assert_non_null(strstr(seen, "signal_type=health_damage"));
+	assert_non_null(strstr(seen, "horizon_hours=1"));
+}
+
+static void test_provider_fetch_validates_and_counts_calls(void **state)
+{
+	struct provider_ctx ctx = {.cfg = &cfg, .auth = auth, .store = NULL, .retry = &policy};
+	const struct provider *p = provider_find("watttime");
+	struct provider_result res;
+	struct rp_err err;
+	int64_t now = rtime_now();
+
+	assert_ptr_equal(p, &provider_watttime);
+	provider_result_init(&res);
+	rp_err_clear(&err);
+	assert_int_equal(provider_fetch(p, &ctx, "CAISO_NORTH", now, now + 7200, &res, &err), 0);
+	assert_forecast(&res, now, now + 7200);
+	assert_int_equal(res.upstream_calls, 2);
+	assert_true(res.fetched_at > 0);
+	provider_result_free(&res);
+	/* A series id with a topic character never reaches the upstream. */
+	assert_int_equal(provider_fetch(p, &ctx, "CAISO/NORTH", now, now + 7200, &res, &err), RP_EINVAL);
+	provider_result_free(&res);
+	assert_int_equal(fake_calls("watttime_forecast"), 1);
+}
+
+#define FAKE(f) cmocka_unit_test_setup_teardown(f, fake_setup, fake_teardown)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -371,8 +644,21 @@ int main(void)
 	        BAD("test_forecast_for_another_region_is_refused", bad_region),
 	        BAD("test_forecast_for_another_signal_is_refused", bad_signal),
 	        BAD("test_absurd_value_is_refused", bad_absurd),
+	        FAKE(test_fetch_logs_in_once_and_reuses_the_token),
+	        FAKE(test_token_near_expiry_is_renewed_and_counted),
+	        FAKE(test_revoked_token_is_renewed_and_the_request_retried_once),
+	        FAKE(test_expired_token_answered_with_403_page_is_renewed),
+	        FAKE(test_region_not_in_plan_says_so_through_the_fake),
+	        FAKE(test_unknown_region_is_not_found_without_retry),
+	        FAKE(test_wrong_password_is_an_auth_error_naming_the_settings),
+	        FAKE(test_no_account_configured_is_invalid_without_a_call),
+	        FAKE(test_server_error_is_retried),
+	        FAKE(test_garbage_and_empty_answers_keep_nothing),
+	        FAKE(test_health_damage_signal_is_asked_and_its_unit_kept),
+	        FAKE(test_provider_fetch_validates_and_counts_calls),
 	};
 
 	log_open(LOG_LEVEL_ERROR, NULL);
+	http_global_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
