@@ -286,7 +286,7 @@ static int energycharts_fetch(const struct provider_ctx *ctx, const char *id, in
 		 * yet (tomorrow before ~13:00 CET). Not an error: no slots,
 		 * and the scheduler polls again. */
 		upstream_detail(resp.body, resp.len, detail, sizeof(detail));
-		log_info("energycharts_no_data", "bzn=%s detail=\"%s\"", id, detail);
+		log_debug("energycharts_no_data", "bzn=%s detail=\"%s\"", id, detail);
 		snprintf(res->slots.unit, sizeof(res->slots.unit), "EUR/kWh");
 		rc = 0;
 		goto out;
