@@ -35,8 +35,8 @@
 #define DEFAULT_MAX_BYTES (256ull << 20)
 #define DEFAULT_INITIAL   (16ull << 20)
 #define MIN_MAP           (64ull << 10)
-#define SLOT_KEY_SIZE     12
-#define SLOT_VAL_SIZE     36
+#define SLOT_NUM_SIZE     4
+#define SLOT_ITEM_SIZE    44
 #define GROUP_KEY_SIZE    8
 #define GROUP_VAL_MIN     33
 #define SERIES_VAL_SIZE   52
@@ -92,7 +92,8 @@ struct held {
 	double value;
 	double exc;
 	uint64_t gid;
-	int64_t fetched_at; /* of group gid, kept with the slot for lookups */
+	int64_t fetched_at;                /* of group gid, kept with the slot for lookups */
+	unsigned char raw[SLOT_ITEM_SIZE]; /* as stored: deletes name it exactly */
 };
 
 /* A group record, decoded. */
@@ -111,13 +112,6 @@ static void put_u32be(unsigned char *p, uint32_t v)
 {
 	v = htobe32(v);
 	memcpy(p, &v, 4);
-}
-
-static uint32_t get_u32be(const unsigned char *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return be32toh(v);
 }
 
 static void put_u64be(unsigned char *p, uint64_t v)
@@ -201,44 +195,53 @@ static double get_f64le(const unsigned char *p)
 
 /* --- encoders ------------------------------------------------------------ */
 
-static void slot_key(unsigned char k[SLOT_KEY_SIZE], uint32_t num, int64_t start)
+/* Slots live in a MDB_DUPSORT|MDB_DUPFIXED database: the key is the
+ * series number, each duplicate a fixed-size item that begins with the
+ * big-endian start, so the duplicates of a series sort by start and a
+ * range is one ordered scan, read a page of items at a time
+ * (MDB_GET_MULTIPLE). */
+static void slot_num_key(unsigned char k[SLOT_NUM_SIZE], uint32_t num)
 {
 	put_u32be(k, num);
-	put_u64be(k + 4, (uint64_t)start ^ TIME_BIAS);
 }
 
-static uint32_t slot_key_num(const MDB_val *k)
+static void slot_item(unsigned char it[SLOT_ITEM_SIZE], const struct held *h)
 {
-	return get_u32be(k->mv_data);
+	put_u64be(it, (uint64_t)h->start ^ TIME_BIAS);
+	put_u32le(it + 8, (uint32_t)(h->end - h->start));
+	put_f64le(it + 12, h->value);
+	put_f64le(it + 20, h->exc);
+	put_u64le(it + 28, h->gid);
+	put_i64le(it + 36, h->fetched_at);
 }
 
-static int64_t slot_key_start(const MDB_val *k)
+/* A search item: `start` then zeros, which sorts before (or on) every
+ * item starting at `start`. */
+static void slot_probe(unsigned char it[SLOT_ITEM_SIZE], int64_t start)
 {
-	return (int64_t)(get_u64be((const unsigned char *)k->mv_data + 4) ^ TIME_BIAS);
+	memset(it, 0, SLOT_ITEM_SIZE);
+	put_u64be(it, (uint64_t)start ^ TIME_BIAS);
 }
 
-static void slot_val(unsigned char v[SLOT_VAL_SIZE], const struct held *h)
+static int64_t slot_item_start(const unsigned char *p)
 {
-	put_u32le(v, (uint32_t)(h->end - h->start));
-	put_f64le(v + 4, h->value);
-	put_f64le(v + 12, h->exc);
-	put_u64le(v + 20, h->gid);
-	put_i64le(v + 28, h->fetched_at);
+	return (int64_t)(get_u64be(p) ^ TIME_BIAS);
 }
 
-/* Decodes a db_slots entry; 0 or RP_ECORRUPT for a malformed one. */
-static int slot_decode(const MDB_val *k, const MDB_val *v, struct held *h)
+/* Decodes one item; 0 or RP_ECORRUPT for a malformed one. */
+static int slot_decode(const MDB_val *v, struct held *h)
 {
 	const unsigned char *p = v->mv_data;
 
-	if(k->mv_size != SLOT_KEY_SIZE || v->mv_size < SLOT_VAL_SIZE)
+	if(v->mv_size != SLOT_ITEM_SIZE)
 		return RP_ECORRUPT;
-	h->start = slot_key_start(k);
-	h->end = h->start + get_u32le(p);
-	h->value = get_f64le(p + 4);
-	h->exc = get_f64le(p + 12);
-	h->gid = get_u64le(p + 20);
-	h->fetched_at = get_i64le(p + 28);
+	h->start = slot_item_start(p);
+	h->end = h->start + get_u32le(p + 8);
+	h->value = get_f64le(p + 12);
+	h->exc = get_f64le(p + 20);
+	h->gid = get_u64le(p + 28);
+	h->fetched_at = get_i64le(p + 36);
+	memcpy(h->raw, p, SLOT_ITEM_SIZE);
 	return 0;
 }
 
@@ -693,6 +696,44 @@ static int series_write(struct store *s, MDB_txn *txn, uint32_t *num, const stru
 	return mdb_put(txn, s->db_series, &k, &v, 0);
 }
 
+/*
+ * Positions cur on the first slot of series `num` that may reach into
+ * [from, ...): the one starting at `from`; else the one before the first
+ * that starts after `from` (held slots never overlap, so only that one
+ * can still cover `from`; callers skip it when it ends by `from`); else
+ * the series' last slot. *v gets that slot. MDB_NOTFOUND when the series
+ * holds none. kb and probe back k and v and must live as long.
+ */
+static int slots_seek(MDB_cursor *cur, MDB_val *k, MDB_val *v, unsigned char kb[SLOT_NUM_SIZE],
+                      unsigned char probe[SLOT_ITEM_SIZE], uint32_t num, int64_t from)
+{
+	int rc;
+
+	slot_num_key(kb, num);
+	slot_probe(probe, from);
+	k->mv_size = SLOT_NUM_SIZE;
+	k->mv_data = kb;
+	v->mv_size = SLOT_ITEM_SIZE;
+	v->mv_data = probe;
+	rc = mdb_cursor_get(cur, k, v, MDB_GET_BOTH_RANGE);
+	if(rc == 0) {
+		if(v->mv_size == SLOT_ITEM_SIZE && slot_item_start(v->mv_data) == from)
+			return 0;
+		rc = mdb_cursor_get(cur, k, v, MDB_PREV_DUP);
+		if(rc == MDB_NOTFOUND) /* it was the first; the cursor stays on it */
+			rc = mdb_cursor_get(cur, k, v, MDB_GET_CURRENT);
+		return rc;
+	}
+	if(rc != MDB_NOTFOUND)
+		return rc;
+	k->mv_size = SLOT_NUM_SIZE;
+	k->mv_data = kb;
+	rc = mdb_cursor_get(cur, k, v, MDB_SET_KEY);
+	if(rc)
+		return rc;
+	return mdb_cursor_get(cur, k, v, MDB_LAST_DUP);
+}
+
 /* --- open / close -------------------------------------------------------- */
 
 /* mkdir -p with 0700 for what it creates. */
@@ -732,14 +773,15 @@ static int setup_fn(struct store *s, MDB_txn *txn, void *arg)
 	static const struct {
 		const char *name;
 		size_t off;
+		unsigned int flags;
 	} dbs[] = {
-	        {"series", offsetof(struct store, db_series)},
-	        {"series_num", offsetof(struct store, db_series_num)},
-	        {"groups", offsetof(struct store, db_groups)},
-	        {"slots", offsetof(struct store, db_slots)},
-	        {"tokens", offsetof(struct store, db_tokens)},
-	        {"leases", offsetof(struct store, db_leases)},
-	        {"meta", offsetof(struct store, db_meta)},
+	        {"series", offsetof(struct store, db_series), 0},
+	        {"series_num", offsetof(struct store, db_series_num), 0},
+	        {"groups", offsetof(struct store, db_groups), 0},
+	        {"slots", offsetof(struct store, db_slots), MDB_DUPSORT | MDB_DUPFIXED},
+	        {"tokens", offsetof(struct store, db_tokens), 0},
+	        {"leases", offsetof(struct store, db_leases), 0},
+	        {"meta", offsetof(struct store, db_meta), 0},
 	};
 	MDB_val k, v;
 	size_t i;
@@ -811,7 +853,13 @@ static int setup_fn(struct store *s, MDB_txn *txn, void *arg)
 		}
 	}
 	for(i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, (MDB_dbi *)((char *)s + dbs[i].off));
+		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE | dbs[i].flags,
+		                  (MDB_dbi *)((char *)s + dbs[i].off));
+		if(rc == MDB_INCOMPATIBLE) {
+			/* a database of ours with other flags: not this schema */
+			c->outcome = SETUP_UNKNOWN;
+			return RP_ESCHEMA;
+		}
 		if(rc)
 			return rc;
 	}
@@ -1118,29 +1166,15 @@ out:
 	return lmdb_code(s, "series_each", rc);
 }
 
-/* Deletes every slot of series `num` (all keys with its 4-byte prefix). */
-static int slots_delete_all(struct store *s, MDB_txn *txn, uint32_t num, size_t *deleted)
+/* Deletes every slot of series `num` (all duplicates of its key). */
+static int slots_delete_all(struct store *s, MDB_txn *txn, uint32_t num)
 {
-	unsigned char kb[SLOT_KEY_SIZE];
-	MDB_cursor *cur = NULL;
-	MDB_val k = {sizeof(kb), kb}, v;
+	unsigned char kb[SLOT_NUM_SIZE];
+	MDB_val k = {sizeof(kb), kb};
 	int rc;
 
-	slot_key(kb, num, INT64_MIN);
-	rc = mdb_cursor_open(txn, s->db_slots, &cur);
-	if(rc)
-		return rc;
-	for(rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if(k.mv_size != SLOT_KEY_SIZE || slot_key_num(&k) != num)
-			break;
-		rc = mdb_cursor_del(cur, 0);
-		if(rc)
-			break;
-		if(deleted)
-			(*deleted)++;
-	}
-	mdb_cursor_close(cur);
+	slot_num_key(kb, num);
+	rc = mdb_del(txn, s->db_slots, &k, NULL);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -1156,7 +1190,7 @@ static int series_delete_fn(struct store *s, MDB_txn *txn, void *arg)
 	rc = series_find(s, txn, ref, &num, NULL);
 	if(rc)
 		return rc == MDB_NOTFOUND ? RP_ENOENT : rc;
-	rc = slots_delete_all(s, txn, num, NULL);
+	rc = slots_delete_all(s, txn, num);
 	if(rc)
 		return rc;
 	/* Groups are few (one per answer kept); a walk is cheaper than
@@ -1211,6 +1245,7 @@ struct put_ctx {
 	size_t replaced;
 	struct held *held; /* held slots overlapping the answer; reused */
 	size_t held_cap;
+	int64_t tail;            /* start of the series' last held slot, INT64_MIN: none */
 	struct dec dec[DEC_MAX]; /* slots leaving older groups, per group */
 	size_t n_dec;
 };
@@ -1259,41 +1294,26 @@ static int dec_add(struct store *s, MDB_txn *txn, struct put_ctx *c, uint64_t gi
 	return 0;
 }
 
-/* Reads the held slots of `num` overlapping [from, to) into c->held. */
+/* Reads the held slots of `num` overlapping [from, to) into c->held, and
+ * the start of the series' last slot into c->tail. */
 static int held_read(struct store *s, MDB_txn *txn, struct put_ctx *c, uint32_t num, int64_t from, int64_t to,
                      size_t *n_out)
 {
-	unsigned char kb[SLOT_KEY_SIZE];
+	unsigned char kb[SLOT_NUM_SIZE], probe[SLOT_ITEM_SIZE];
 	MDB_cursor *cur = NULL;
-	MDB_val k = {sizeof(kb), kb}, v;
+	MDB_val k, v;
 	size_t n = 0;
 	int rc;
 
 	*n_out = 0;
+	c->tail = INT64_MIN;
 	rc = mdb_cursor_open(txn, s->db_slots, &cur);
 	if(rc)
 		return rc;
-	slot_key(kb, num, from);
-	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	if(rc == 0 || rc == MDB_NOTFOUND) {
-		/* the slot before `from` may reach into the range */
-		int prc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+	for(rc = slots_seek(cur, &k, &v, kb, probe, num, from); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
 		struct held h;
-		if(prc == 0 && k.mv_size == SLOT_KEY_SIZE && slot_key_num(&k) == num &&
-		   !slot_decode(&k, &v, &h) && h.start < from && h.end > from) {
-			/* keep it; the cursor now sits on it */
-		} else if(prc == 0) {
-			prc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-		} else if(prc == MDB_NOTFOUND) {
-			prc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-		}
-		rc = prc;
-	}
-	for(; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		struct held h;
-		if(k.mv_size != SLOT_KEY_SIZE || slot_key_num(&k) != num)
-			break;
-		if(slot_decode(&k, &v, &h)) {
+		if(slot_decode(&v, &h)) {
 			rc = MDB_CORRUPTED;
 			break;
 		}
@@ -1313,6 +1333,20 @@ static int held_read(struct store *s, MDB_txn *txn, struct put_ctx *c, uint32_t 
 		}
 		c->held[n++] = h;
 	}
+	if(rc == 0 || rc == MDB_NOTFOUND) {
+		k.mv_size = SLOT_NUM_SIZE;
+		k.mv_data = kb;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+		if(rc == 0)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_LAST_DUP);
+		if(rc == 0) {
+			struct held h;
+			if(slot_decode(&v, &h))
+				rc = MDB_CORRUPTED;
+			else
+				c->tail = h.start;
+		}
+	}
 	mdb_cursor_close(cur);
 	if(rc && rc != MDB_NOTFOUND)
 		return rc;
@@ -1320,28 +1354,57 @@ static int held_read(struct store *s, MDB_txn *txn, struct put_ctx *c, uint32_t 
 	return 0;
 }
 
+/* A new slot of group gid, from the answer. */
+static struct held held_of(const struct slot *x, uint64_t gid, int64_t fetched_at)
+{
+	struct held h;
+
+	memset(&h, 0, sizeof(h));
+	h.start = x->start;
+	h.end = x->end;
+	h.value = x->value;
+	h.exc = x->value_exc_vat;
+	h.gid = gid;
+	h.fetched_at = fetched_at;
+	return h;
+}
+
 static int same_value(double a, double b)
 {
 	return a == b || (isnan(a) && isnan(b));
 }
 
-static int slot_write(struct store *s, MDB_txn *txn, uint32_t num, const struct held *h)
+/* Adds one slot. `append`: it starts after every slot of the series, so
+ * MDB_APPENDDUP may add it at the end without splitting pages in half
+ * (daily answers then pack pages full). */
+static int slot_write(struct store *s, MDB_txn *txn, uint32_t num, const struct held *h, int append)
 {
-	unsigned char kb[SLOT_KEY_SIZE], vb[SLOT_VAL_SIZE];
-	MDB_val k = {sizeof(kb), kb}, v = {sizeof(vb), vb};
+	unsigned char kb[SLOT_NUM_SIZE], it[SLOT_ITEM_SIZE];
+	MDB_val k = {sizeof(kb), kb}, v = {sizeof(it), it};
+	int rc;
 
-	slot_key(kb, num, h->start);
-	slot_val(vb, h);
+	slot_num_key(kb, num);
+	slot_item(it, h);
+	if(append) {
+		rc = mdb_put(txn, s->db_slots, &k, &v, MDB_APPENDDUP);
+		if(rc != MDB_KEYEXIST)
+			return rc;
+		k.mv_size = sizeof(kb);
+		k.mv_data = kb;
+		v.mv_size = sizeof(it);
+		v.mv_data = it;
+	}
 	return mdb_put(txn, s->db_slots, &k, &v, 0);
 }
 
-static int slot_delete(struct store *s, MDB_txn *txn, uint32_t num, int64_t start)
+/* Removes one held slot, named by its stored bytes. */
+static int slot_delete(struct store *s, MDB_txn *txn, uint32_t num, const struct held *h)
 {
-	unsigned char kb[SLOT_KEY_SIZE];
-	MDB_val k = {sizeof(kb), kb};
+	unsigned char kb[SLOT_NUM_SIZE];
+	MDB_val k = {sizeof(kb), kb}, v = {SLOT_ITEM_SIZE, (void *)h->raw};
 
-	slot_key(kb, num, start);
-	return mdb_del(txn, s->db_slots, &k, NULL);
+	slot_num_key(kb, num);
+	return mdb_del(txn, s->db_slots, &k, &v);
 }
 
 /*
@@ -1424,9 +1487,8 @@ static int put_fn(struct store *s, MDB_txn *txn, void *arg)
 			continue; /* held only */
 		if(j == j0) {
 			/* answer only: one slot (answer slots never overlap) */
-			struct held h = {nv[i0].start,         nv[i0].end, nv[i0].value,
-			                 nv[i0].value_exc_vat, gid,        c->fetched_at};
-			rc = slot_write(s, txn, num, &h);
+			struct held h = held_of(&nv[i0], gid, c->fetched_at);
+			rc = slot_write(s, txn, num, &h, h.start > c->tail);
 			if(rc)
 				return rc;
 			c->res.added++;
@@ -1436,13 +1498,14 @@ static int put_fn(struct store *s, MDB_txn *txn, void *arg)
 		if(i - i0 == 1 && j - j0 == 1 && nv[i0].start == c->held[j0].start &&
 		   nv[i0].end == c->held[j0].end) {
 			const struct held *o = &c->held[j0];
-			struct held h = {nv[i0].start,         nv[i0].end, nv[i0].value,
-			                 nv[i0].value_exc_vat, gid,        c->fetched_at};
+			struct held h = held_of(&nv[i0], gid, c->fetched_at);
 			if(same_value(o->value, h.value) && same_value(o->exc, h.exc))
 				c->res.touched++;
 			else
 				c->res.changed++;
-			rc = slot_write(s, txn, num, &h);
+			rc = slot_delete(s, txn, num, o);
+			if(!rc)
+				rc = slot_write(s, txn, num, &h, 0);
 			if(!rc)
 				rc = dec_add(s, txn, c, o->gid);
 			if(rc)
@@ -1461,16 +1524,15 @@ static int put_fn(struct store *s, MDB_txn *txn, void *arg)
 				continue;
 			}
 			for(x = j0; x < j; x++) {
-				rc = slot_delete(s, txn, num, c->held[x].start);
+				rc = slot_delete(s, txn, num, &c->held[x]);
 				if(!rc)
 					rc = dec_add(s, txn, c, c->held[x].gid);
 				if(rc)
 					return rc;
 			}
 			for(x = i0; x < i; x++) {
-				struct held h = {nv[x].start,         nv[x].end, nv[x].value,
-				                 nv[x].value_exc_vat, gid,       c->fetched_at};
-				rc = slot_write(s, txn, num, &h);
+				struct held h = held_of(&nv[x], gid, c->fetched_at);
+				rc = slot_write(s, txn, num, &h, h.start > c->tail);
 				if(rc)
 					return rc;
 				c->res.changed++;
@@ -1568,77 +1630,66 @@ static void add_missing(struct store_lookup *out, int64_t from, int64_t to)
 }
 
 /*
- * The scan behind store_lookup, inside a read transaction: one
- * MDB_SET_RANGE, at most one step back, then MDB_NEXT while the key
- * belongs to the series and starts before `to`. The hot loop decodes in
- * place and appends without a call while the list has room.
+ * The scan behind store_lookup, inside a read transaction: one seek, then
+ * whole pages of the series' items (MDB_GET_MULTIPLE, then
+ * MDB_NEXT_MULTIPLE) until a slot starts at or after `to`. A page may
+ * begin before the seek position; its items that end by `from` are
+ * skipped. The loop keeps its state in locals (the slot stores could
+ * alias out->...) and appends without a call while the list has room.
  */
-static int lookup_scan(struct store *s, struct reader *r, uint32_t num, int64_t from, int64_t to,
-                       struct store_lookup *out)
+static int lookup_scan(struct reader *r, uint32_t num, int64_t from, int64_t to, struct store_lookup *out)
 {
-	unsigned char kb[SLOT_KEY_SIZE], nb[4];
-	MDB_val k = {sizeof(kb), kb}, v;
+	unsigned char kb[SLOT_NUM_SIZE], probe[SLOT_ITEM_SIZE];
 	struct slot_list *sl = &out->slots;
-	int64_t pos = from;
-	int rc;
+	struct slot *vec = sl->v;
+	size_t n = sl->n, cap = sl->cap;
+	int64_t pos = from, lo = 0, hi = 0, last = INT64_MIN;
+	MDB_val k, v;
+	int rc, stop = 0;
 
-	put_u32be(nb, num);
-	slot_key(kb, num, from);
-	rc = mdb_cursor_get(r->slots, &k, &v, MDB_SET_RANGE);
-	/* Unless a slot starts exactly at `from`, the slot before it may
-	 * still cover `from`: step back once (held slots never overlap, so
-	 * only that one can). */
-	if(rc == MDB_NOTFOUND || (rc == 0 && (slot_key_num(&k) != num || slot_key_start(&k) != from))) {
-		int prc = mdb_cursor_get(r->slots, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
-		struct held h;
-		if(prc == 0 && k.mv_size == SLOT_KEY_SIZE && slot_key_num(&k) == num &&
-		   !slot_decode(&k, &v, &h) && h.end > from)
-			rc = 0;
-		else if(prc == 0)
-			rc = mdb_cursor_get(r->slots, &k, &v, MDB_NEXT);
-		else if(prc == MDB_NOTFOUND)
-			rc = rc == MDB_NOTFOUND ? MDB_NOTFOUND : mdb_cursor_get(r->slots, &k, &v, MDB_FIRST);
-		else
-			rc = prc;
-	}
-	/* Locals, not out->..., in the loop: the slot stores could alias
-	 * them and force a reload per slot. */
-	{
-		struct slot *vec = sl->v;
-		size_t n = sl->n, cap = sl->cap;
-		int64_t lo = 0, hi = 0;
+	rc = slots_seek(r->slots, &k, &v, kb, probe, num, from);
+	/* a series holding a single slot has no page of duplicates: then
+	 * MDB_GET_MULTIPLE leaves v on that slot, which is what we want */
+	if(rc == 0)
+		rc = mdb_cursor_get(r->slots, &k, &v, MDB_GET_MULTIPLE);
+	while(rc == 0 && !stop) {
+		const unsigned char *p = v.mv_data;
+		size_t i, m = v.mv_size / SLOT_ITEM_SIZE;
 
-		for(; rc == 0; rc = mdb_cursor_get(r->slots, &k, &v, MDB_NEXT)) {
-			const unsigned char *kp = k.mv_data, *vp = v.mv_data;
-			int64_t start, end, fetched;
+		if(!m || v.mv_size % SLOT_ITEM_SIZE) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		for(i = 0; i < m; i++, p += SLOT_ITEM_SIZE) {
+			int64_t start = slot_item_start(p), end, fetched;
 			double value, exc;
 
-			if(k.mv_size != SLOT_KEY_SIZE || memcmp(kp, nb, 4) != 0)
-				break;
-			if(v.mv_size < SLOT_VAL_SIZE) {
-				rc = MDB_CORRUPTED;
+			if(start <= last)
+				continue;
+			if(start >= to) {
+				stop = 1;
 				break;
 			}
-			start = (int64_t)(get_u64be(kp + 4) ^ TIME_BIAS);
-			if(start >= to)
-				break;
-			end = start + get_u32le(vp);
+			end = start + get_u32le(p + 8);
 			if(end <= from)
 				continue;
-			value = get_f64le(vp + 4);
-			exc = get_f64le(vp + 12);
-			fetched = get_i64le(vp + 28);
+			last = start;
+			value = get_f64le(p + 12);
+			exc = get_f64le(p + 20);
+			fetched = get_i64le(p + 36);
 			if(start > pos)
 				add_missing(out, pos, start);
 			if(end > pos)
 				pos = end;
 			if(n == cap) {
-				/* grow through slot_list_push (it owns the policy and
-				 * the SLOT_LIST_MAX cap), then carry on in place */
+				/* grow through slot_list_push (it owns the policy
+				 * and the SLOT_LIST_MAX cap), then go on in place */
 				sl->n = n;
 				rc = slot_list_push(sl, start, end, value, exc);
-				if(rc)
+				if(rc) {
+					stop = 1;
 					break;
+				}
 				vec = sl->v;
 				n = sl->n;
 				cap = sl->cap;
@@ -1656,10 +1707,12 @@ static int lookup_scan(struct store *s, struct reader *r, uint32_t num, int64_t 
 					hi = fetched;
 			}
 		}
-		sl->n = n;
-		out->fetched_at = lo;
-		out->newest_fetched_at = hi;
+		if(!stop)
+			rc = mdb_cursor_get(r->slots, &k, &v, MDB_NEXT_MULTIPLE);
 	}
+	sl->n = n;
+	out->fetched_at = lo;
+	out->newest_fetched_at = hi;
 	if(rc && rc != MDB_NOTFOUND)
 		return rc;
 	if(pos < to)
@@ -1741,14 +1794,14 @@ int store_lookup(struct store *s, const struct series_ref *ref, int64_t from, in
 		if(from < to)
 			add_missing(out, from, to);
 	} else if(rc == 0 && from < to)
-		rc = lookup_scan(s, r, num, from, to, out);
+		rc = lookup_scan(r, num, from, to, out);
 	read_end(s, r);
 	return lmdb_code(s, "lookup", rc);
 }
 
 int store_complete_until(struct store *s, const struct series_ref *ref, int64_t *out)
 {
-	unsigned char kb[SLOT_KEY_SIZE];
+	unsigned char kb[SLOT_NUM_SIZE];
 	MDB_val k = {sizeof(kb), kb}, v;
 	struct reader *r;
 	uint32_t num;
@@ -1762,17 +1815,13 @@ int store_complete_until(struct store *s, const struct series_ref *ref, int64_t 
 		return rc;
 	rc = series_find(s, r->txn, ref, &num, NULL);
 	if(rc == 0) {
-		slot_key(kb, num, INT64_MAX);
-		rc = mdb_cursor_get(r->slots, &k, &v, MDB_SET_RANGE);
-		if(rc == 0 && slot_key_num(&k) == num && slot_key_start(&k) == INT64_MAX)
-			rc = 0; /* absurd but possible key: it is the last */
-		else if(rc == 0)
-			rc = mdb_cursor_get(r->slots, &k, &v, MDB_PREV);
-		else if(rc == MDB_NOTFOUND)
-			rc = mdb_cursor_get(r->slots, &k, &v, MDB_LAST);
-		if(rc == 0 && k.mv_size == SLOT_KEY_SIZE && slot_key_num(&k) == num) {
+		slot_num_key(kb, num);
+		rc = mdb_cursor_get(r->slots, &k, &v, MDB_SET_KEY);
+		if(rc == 0)
+			rc = mdb_cursor_get(r->slots, &k, &v, MDB_LAST_DUP);
+		if(rc == 0) {
 			struct held h;
-			if(slot_decode(&k, &v, &h))
+			if(slot_decode(&v, &h))
 				rc = MDB_CORRUPTED;
 			else
 				*out = h.end;
@@ -1841,69 +1890,81 @@ out:
 
 /* --- size and GC ------------------------------------------------------- */
 
-/* Pages in use: both meta pages plus every tree page of every database,
- * the free list's own tree included (the free pages it lists are not). */
-static int used_pages(struct store *s, MDB_txn *txn, uint64_t *pages)
+/* Pages in use: every page up to the last one written, less the free
+ * pages the free list holds (as mdb_stat -f counts them); mdb_stat per
+ * database would miss the sub-trees of the duplicate slots. RP_EBUSY when
+ * the meta read is newer than the snapshot (a commit in between). */
+static int used_pages(struct store *s, struct reader *r, uint64_t *pages)
 {
-	MDB_dbi dbis[] = {0,
-	                  1,
-	                  s->db_sys,
-	                  s->db_series,
-	                  s->db_series_num,
-	                  s->db_groups,
-	                  s->db_slots,
-	                  s->db_tokens,
-	                  s->db_leases,
-	                  s->db_meta};
-	uint64_t total = 2;
-	size_t i;
+	MDB_envinfo info;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint64_t free_pages = 0;
+	int rc;
 
-	for(i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
-		MDB_stat st;
-		int rc = mdb_stat(txn, dbis[i], &st);
-		if(rc)
-			return rc;
-		total += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+	mdb_env_info(s->env, &info);
+	if(info.me_last_txnid != mdb_txn_id(r->txn))
+		return RP_EBUSY;
+	rc = mdb_cursor_open(r->txn, 0 /* the free list */, &cur);
+	if(rc)
+		return rc;
+	while((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		size_t cnt;
+		if(v.mv_size < sizeof(cnt)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(&cnt, v.mv_data, sizeof(cnt));
+		free_pages += cnt;
 	}
-	*pages = total;
+	mdb_cursor_close(cur);
+	if(rc != MDB_NOTFOUND)
+		return rc;
+	*pages = info.me_last_pgno + 1 > free_pages ? info.me_last_pgno + 1 - free_pages : 0;
 	return 0;
 }
 
 int store_used_bytes(struct store *s, uint64_t *out)
 {
-	struct reader *r;
 	uint64_t pages = 0;
-	int rc;
+	int attempt, rc = 0;
 
 	if(!s || !out)
 		return RP_EINVAL;
-	rc = read_begin(s, "used_bytes", &r);
-	if(rc)
-		return rc;
-	rc = used_pages(s, r->txn, &pages);
-	read_end(s, r);
+	*out = 0;
+	for(attempt = 0; attempt < 16; attempt++) {
+		struct reader *r;
+		rc = read_begin(s, "used_bytes", &r);
+		if(rc)
+			return rc;
+		rc = used_pages(s, r, &pages);
+		read_end(s, r);
+		if(rc != RP_EBUSY)
+			break;
+	}
+	if(rc == RP_EBUSY)
+		rc = RP_ESTORE; /* commits never paused: give up rather than spin */
 	*out = pages * s->psize;
 	return lmdb_code(s, "used_bytes", rc);
 }
 
 struct gc_ctx {
 	int64_t now;
-	uint64_t bound;
 	uint64_t after; /* resume after this group id */
+	uint64_t want;  /* bytes this batch should free */
 	/* per batch, reset on retry */
 	size_t groups, slots;
 	uint64_t last_gid;
-	int done; /* under the bound, or no group left */
-	uint64_t used;
+	int exhausted; /* every group was seen */
 };
 
 /* Evicts the unprotected slots of one group; *kept gets what stays. */
 static int gc_group(struct store *s, MDB_txn *txn, uint64_t gid, const struct group_rec *g, int64_t now,
                     size_t *evicted, uint32_t *kept)
 {
-	unsigned char kb[SLOT_KEY_SIZE];
+	unsigned char kb[SLOT_NUM_SIZE], probe[SLOT_ITEM_SIZE];
 	MDB_cursor *cur = NULL;
-	MDB_val k = {sizeof(kb), kb}, v;
+	MDB_val k, v;
 	struct store_series rec;
 	int64_t pfrom, pto;
 	int rc;
@@ -1922,59 +1983,58 @@ static int gc_group(struct store *s, MDB_txn *txn, uint64_t gid, const struct gr
 	rc = mdb_cursor_open(txn, s->db_slots, &cur);
 	if(rc)
 		return rc;
-	slot_key(kb, g->num, g->from);
-	for(rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	rc = slots_seek(cur, &k, &v, kb, probe, g->num, g->from);
+	while(rc == 0) {
 		struct held h;
-		if(k.mv_size != SLOT_KEY_SIZE || slot_key_num(&k) != g->num)
-			break;
-		if(slot_decode(&k, &v, &h)) {
+		if(slot_decode(&v, &h)) {
 			rc = MDB_CORRUPTED;
 			break;
 		}
 		if(h.start >= g->to)
 			break;
-		if(h.gid != gid)
-			continue;
-		if(h.start < pto && h.end > pfrom) {
-			(*kept)++;
+		if(h.gid != gid) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
 			continue;
 		}
-		rc = mdb_cursor_del(cur, 0);
+		if(h.start < pto && h.end > pfrom) {
+			(*kept)++;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
+			continue;
+		}
+		rc = mdb_cursor_del(cur, 0); /* this duplicate only */
 		if(rc)
 			break;
 		(*evicted)++;
+		/* seek the next one rather than trust the cursor after a delete */
+		k.mv_size = SLOT_NUM_SIZE;
+		k.mv_data = kb;
+		slot_probe(probe, h.start + 1);
+		v.mv_size = SLOT_ITEM_SIZE;
+		v.mv_data = probe;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE);
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* One batch of GC: at most GC_BATCH_GROUPS groups, oldest first. Each
- * group is found again by key after the previous one was changed, so no
- * cursor is used across a delete. */
+/* One batch of GC, oldest group first, until about c->want bytes are
+ * freed or GC_BATCH_GROUPS groups were seen. Each group is found again
+ * by key, so no cursor is used across a delete. */
 static int gc_fn(struct store *s, MDB_txn *txn, void *arg)
 {
 	struct gc_ctx *c = arg;
 	unsigned char kb[GROUP_KEY_SIZE];
 	MDB_cursor *cur = NULL;
-	uint64_t pages;
+	uint64_t freed = 0;
 	int n, rc;
 
 	c->groups = c->slots = 0;
 	c->last_gid = c->after;
-	c->done = 0;
-	rc = used_pages(s, txn, &pages);
-	if(rc)
-		return rc;
-	c->used = pages * s->psize;
-	if(c->used <= c->bound) {
-		c->done = 1;
-		return 0;
-	}
+	c->exhausted = 0;
 	rc = mdb_cursor_open(txn, s->db_groups, &cur);
 	if(rc)
 		return rc;
-	for(n = 0; n < GC_BATCH_GROUPS; n++) {
+	for(n = 0; n < GC_BATCH_GROUPS && freed < c->want; n++) {
 		MDB_val k = {sizeof(kb), kb}, v;
 		struct group_rec g;
 		uint64_t gid;
@@ -1982,13 +2042,13 @@ static int gc_fn(struct store *s, MDB_txn *txn, void *arg)
 		uint32_t kept;
 
 		if(c->last_gid == UINT64_MAX) {
-			c->done = 1;
+			c->exhausted = 1;
 			break;
 		}
 		group_key(kb, c->last_gid + 1);
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 		if(rc == MDB_NOTFOUND) {
-			c->done = 1; /* every group seen: only protected slots left */
+			c->exhausted = 1;
 			rc = 0;
 			break;
 		}
@@ -2004,32 +2064,32 @@ static int gc_fn(struct store *s, MDB_txn *txn, void *arg)
 		if(rc)
 			break;
 		c->slots += ev;
+		freed += (uint64_t)ev * SLOT_ITEM_SIZE;
 		if(kept == 0) {
 			rc = group_del(s, txn, gid);
 			c->groups++;
+			freed += GROUP_KEY_SIZE + GROUP_VAL_MIN;
 		} else if(kept != g.count) {
 			g.count = kept;
 			rc = group_put(s, txn, gid, &g);
 		}
 		if(rc)
 			break;
-		rc = used_pages(s, txn, &pages);
-		if(rc)
-			break;
-		c->used = pages * s->psize;
-		if(c->used <= c->bound) {
-			c->done = 1;
-			break;
-		}
 	}
 	mdb_cursor_close(cur);
 	return rc;
+}
+
+static int gc_mark_fn(struct store *s, MDB_txn *txn, void *arg)
+{
+	return sys_put_u64(s, txn, "last_gc", (uint64_t) * (const int64_t *)arg);
 }
 
 int store_gc(struct store *s, int64_t now, uint64_t max_bytes, struct store_gc_result *res)
 {
 	struct gc_ctx c;
 	struct store_gc_result r;
+	uint64_t bound, used = 0;
 	int rc;
 
 	if(res)
@@ -2039,29 +2099,38 @@ int store_gc(struct store *s, int64_t now, uint64_t max_bytes, struct store_gc_r
 	memset(&r, 0, sizeof(r));
 	memset(&c, 0, sizeof(c));
 	c.now = now;
-	c.bound = max_bytes ? max_bytes : s->max_bytes;
-	rc = store_used_bytes(s, &r.bytes_before);
+	bound = max_bytes ? max_bytes : s->max_bytes;
+	rc = store_used_bytes(s, &used);
 	if(rc)
 		return rc;
-	r.bytes_after = r.bytes_before;
-	while(!c.done) {
+	r.bytes_before = used;
+	/* Short write transactions: evict about what is over the bound,
+	 * commit (freed pages count only once committed), measure again. */
+	while(used > bound) {
+		c.want = used - bound;
 		rc = write_txn(s, "gc", gc_fn, &c);
 		if(rc)
 			break;
 		r.groups_evicted += c.groups;
 		r.slots_evicted += c.slots;
 		c.after = c.last_gid;
-		r.bytes_after = c.used;
+		rc = store_used_bytes(s, &used);
+		if(rc || c.exhausted)
+			break;
 	}
-	if(!rc)
-		rc = store_used_bytes(s, &r.bytes_after);
+	/* LMDB reuses pages freed by a commit only once a later commit
+	 * exists (the newest two snapshots stay whole): record when GC ran,
+	 * so that what it freed is usable by the very next write. */
+	if(!rc && (r.groups_evicted || r.slots_evicted))
+		rc = write_txn(s, "gc", gc_mark_fn, &now);
+	r.bytes_after = used;
 	if(r.groups_evicted || r.slots_evicted)
 		log_info("store_gc", "groups=%zu slots=%zu bytes_before=%llu bytes_after=%llu bound=%llu",
 		         r.groups_evicted, r.slots_evicted, (unsigned long long)r.bytes_before,
-		         (unsigned long long)r.bytes_after, (unsigned long long)c.bound);
-	if(!rc && r.bytes_after > c.bound)
+		         (unsigned long long)r.bytes_after, (unsigned long long)bound);
+	if(!rc && r.bytes_after > bound)
 		log_warn("store_gc_over_bound", "bytes=%llu bound=%llu reason=\"only protected days left\"",
-		         (unsigned long long)r.bytes_after, (unsigned long long)c.bound);
+		         (unsigned long long)r.bytes_after, (unsigned long long)bound);
 	if(res)
 		*res = r;
 	return rc;

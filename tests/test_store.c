@@ -569,6 +569,139 @@ static void test_lookup_does_not_allocate_once_warm(void **state)
 	assert_int_equal(f->lk.slots.cap, cap);
 }
 
+static void test_series_with_a_single_slot(void **state)
+{
+	struct fx *f = *state;
+	struct series_ref r = ref_of("watttime", "CAISO_NORTH");
+	int64_t t0 = t_of("2026-11-21T12:00:00Z");
+	int64_t cu = 0;
+
+	assert_int_equal(open_store(f, 0, 0), 0);
+	put_range(f, &r, t0, t0 + 300, 300);
+	assert_int_equal(store_lookup(f->s, &r, t0 - 600, t0 + 600, &f->lk), 0);
+	assert_int_equal(f->lk.slots.n, 1);
+	assert_int_equal(f->lk.n_missing, 2);
+	assert_int_equal(store_lookup(f->s, &r, t0 + 100, t0 + 200, &f->lk), 0); /* inside it */
+	assert_int_equal(f->lk.slots.n, 1);
+	assert_int_equal(f->lk.n_missing, 0);
+	assert_int_equal(store_lookup(f->s, &r, t0 + 300, t0 + 600, &f->lk), 0); /* after it */
+	assert_int_equal(f->lk.slots.n, 0);
+	assert_int_equal(store_complete_until(f->s, &r, &cu), 0);
+	assert_true(cu == t0 + 300);
+}
+
+/* Random answers on a 5-minute grid for three interleaved series (many
+ * pages of slots each), checked against a plain array after every
+ * answer, then random unaligned lookups checked slot by slot and gap by
+ * gap. */
+#define MODEL_N 2016 /* a week of 5-minute slots */
+
+struct model {
+	double value[MODEL_N];
+	int64_t fetched[MODEL_N]; /* 0: not held */
+};
+
+static unsigned rnd(unsigned *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+static void test_random_answers_match_a_model(void **state)
+{
+	struct fx *f = *state;
+	static struct model m[3];
+	int64_t t0 = t_of("2026-11-16T00:00:00Z");
+	unsigned x = 2463534242u;
+	int round, k;
+
+	memset(m, 0, sizeof(m));
+	assert_int_equal(open_store(f, 0, 0), 0);
+	for(round = 0; round < 120; round++) {
+		int si = (int)(rnd(&x) % 3);
+		char id[8];
+		struct series_ref r;
+		int a = (int)(rnd(&x) % MODEL_N), n = 1 + (int)(rnd(&x) % 400), i;
+		size_t added = 0, changed = 0, touched = 0;
+		struct store_write_result res;
+
+		if(a + n > MODEL_N)
+			n = MODEL_N - a;
+		snprintf(id, sizeof(id), "M%d", si);
+		r = ref_of("aemo", id);
+		slot_list_clear(&f->l);
+		snprintf(f->l.unit, sizeof(f->l.unit), "AUD/kWh");
+		for(i = a; i < a + n; i++) {
+			double v = (rnd(&x) % 4 == 0) ? (double)(rnd(&x) % 1000) / 100.0
+			                              : (m[si].fetched[i] ? m[si].value[i] : 1.0);
+			if(!m[si].fetched[i])
+				added++;
+			else if(v != m[si].value[i])
+				changed++;
+			else
+				touched++;
+			m[si].value[i] = v;
+			m[si].fetched[i] = 1000 + round;
+			assert_int_equal(slot_list_push(&f->l, t0 + i * 300, t0 + (i + 1) * 300, v, NAN), 0);
+		}
+		assert_int_equal(store_put_answer(f->s, &r, RTIME_NEM, &f->l, 1000 + round, "m", &res), 0);
+		assert_int_equal(res.added, added);
+		assert_int_equal(res.changed, changed);
+		assert_int_equal(res.touched, touched);
+	}
+	for(k = 0; k < 600; k++) {
+		int si = (int)(rnd(&x) % 3), i;
+		char id[8];
+		struct series_ref r;
+		int64_t from = t0 - 3000 + (int64_t)(rnd(&x) % ((MODEL_N + 20) * 300));
+		int64_t to = from + 1 + (int64_t)(rnd(&x) % (300 * 300));
+		size_t ns = 0, s_i = 0, g_i = 0;
+		int64_t lo = 0, hi = 0, gap_from = -1;
+
+		snprintf(id, sizeof(id), "M%d", si);
+		r = ref_of("aemo", id);
+		assert_int_equal(store_lookup(f->s, &r, from, to, &f->lk), 0);
+		/* walk the model over [from, to) in 5-minute cells */
+		for(i = -20; i < MODEL_N + 320; i++) {
+			int64_t cs = t0 + (int64_t)i * 300, ce = cs + 300;
+			int held = i >= 0 && i < MODEL_N && m[si].fetched[i];
+			if(ce <= from || cs >= to)
+				continue;
+			if(held) {
+				if(gap_from >= 0) {
+					assert_true(g_i < f->lk.n_missing);
+					assert_true(f->lk.missing[g_i].from == gap_from);
+					assert_true(f->lk.missing[g_i].to == cs);
+					g_i++;
+					gap_from = -1;
+				}
+				assert_true(s_i < f->lk.slots.n);
+				assert_true(f->lk.slots.v[s_i].start == cs);
+				assert_true(f->lk.slots.v[s_i].value == m[si].value[i]);
+				s_i++;
+				ns++;
+				if(!lo || m[si].fetched[i] < lo)
+					lo = m[si].fetched[i];
+				if(m[si].fetched[i] > hi)
+					hi = m[si].fetched[i];
+			} else if(gap_from < 0)
+				gap_from = cs < from ? from : cs;
+		}
+		if(gap_from >= 0) {
+			assert_true(g_i < f->lk.n_missing);
+			assert_true(f->lk.missing[g_i].from == gap_from && f->lk.missing[g_i].to == to);
+			g_i++;
+		}
+		assert_int_equal(f->lk.slots.n, ns);
+		if(!f->lk.truncated_missing)
+			assert_int_equal(f->lk.n_missing, g_i);
+		assert_true(f->lk.fetched_at == lo);
+		assert_true(f->lk.newest_fetched_at == hi);
+	}
+}
+
 /* --- series records and groups ------------------------------------------- */
 
 static int collect_series(const struct store_series *rec, void *arg)
@@ -1486,6 +1619,8 @@ int main(void)
 	        T(test_unknown_series_is_one_missing_range),
 	        T(test_lookups_keep_to_their_own_series),
 	        T(test_lookup_does_not_allocate_once_warm),
+	        T(test_series_with_a_single_slot),
+	        T(test_random_answers_match_a_model),
 	        T(test_series_records_round_trip_in_order),
 	        T(test_series_delete_removes_slots_and_groups),
 	        T(test_gc_evicts_oldest_groups_and_keeps_protected_days),
