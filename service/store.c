@@ -1246,6 +1246,7 @@ struct put_ctx {
 	struct held *held; /* held slots overlapping the answer; reused */
 	size_t held_cap;
 	int64_t tail;            /* start of the series' last held slot, INT64_MIN: none */
+	int nothing;             /* the answer changed nothing: the transaction was aborted */
 	struct dec dec[DEC_MAX]; /* slots leaving older groups, per group */
 	size_t n_dec;
 };
@@ -1434,6 +1435,7 @@ static int put_fn(struct store *s, MDB_txn *txn, void *arg)
 
 	memset(&c->res, 0, sizeof(c->res));
 	c->conflicts = c->replaced = 0;
+	c->nothing = 0;
 	c->n_dec = 0;
 
 	memset(&rec, 0, sizeof(rec));
@@ -1544,8 +1546,12 @@ static int put_fn(struct store *s, MDB_txn *txn, void *arg)
 	rc = dec_flush(s, txn, c);
 	if(rc)
 		return rc;
-	if(!assigned)
-		return 0; /* every slot conflicted: no group */
+	if(!assigned) {
+		/* every slot conflicted: change nothing, not even the series'
+		 * resolution (abort; store_put_answer reports success) */
+		c->nothing = 1;
+		return RP_ENOENT;
+	}
 	memset(&g, 0, sizeof(g));
 	g.num = num;
 	g.count = (uint32_t)assigned;
@@ -1593,6 +1599,10 @@ int store_put_answer(struct store *s, const struct series_ref *ref, enum rtime_z
 	c.source = source;
 	rc = write_txn(s, "put_answer", put_fn, &c);
 	free(c.held);
+	if(rc == RP_ENOENT && c.nothing) {
+		memset(&c.res, 0, sizeof(c.res));
+		rc = 0;
+	}
 	if(rc)
 		return rc;
 	if(c.conflicts)

@@ -282,6 +282,12 @@ static void test_partial_finer_answer_keeps_the_held_coarse_slot(void **state)
 	assert_int_equal(f->lk.slots.v[0].end - f->lk.slots.v[0].start, 3600);
 	assert_int_equal(store_group_each(f->s, collect_group, &gl), 0);
 	assert_int_equal(gl.n, 1);
+	/* nor did the refused answer change the series' resolution */
+	{
+		struct store_series rec;
+		assert_int_equal(store_series_get(f->s, &r, &rec), 0);
+		assert_int_equal(rec.resolution, 3600);
+	}
 }
 
 /* --- touching, partial and empty answers --------------------------------- */
