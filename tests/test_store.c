@@ -596,6 +596,32 @@ static void test_series_with_a_single_slot(void **state)
 	assert_true(cu == t0 + 300);
 }
 
+static void test_lookup_sees_the_unit_of_the_newest_answer(void **state)
+{
+	struct fx *f = *state;
+	struct series_ref r = ref_of("watttime", "CAISO_NORTH");
+	struct series_ref other = ref_of("watttime", "PJM");
+	int64_t t0 = t_of("2026-11-21T12:00:00Z");
+
+	assert_int_equal(open_store(f, 0, 0), 0);
+	/* a lookup of a series not yet known is remembered as unknown... */
+	assert_int_equal(store_lookup(f->s, &other, t0, t0 + 300, &f->lk), 0);
+	assert_int_equal(f->lk.slots.n, 0);
+	fill(&f->l, t0, t0 + 600, 300);
+	snprintf(f->l.unit, sizeof(f->l.unit), "lbs_co2_per_mwh");
+	assert_int_equal(store_put_answer(f->s, &r, RTIME_UTC, &f->l, 1, "t", NULL), 0);
+	assert_int_equal(store_lookup(f->s, &r, t0, t0 + 600, &f->lk), 0);
+	assert_string_equal(f->lk.slots.unit, "lbs_co2_per_mwh");
+	/* ...and every commit makes the memo of the series read again */
+	snprintf(f->l.unit, sizeof(f->l.unit), "percent");
+	assert_int_equal(store_put_answer(f->s, &r, RTIME_UTC, &f->l, 2, "t", NULL), 0);
+	assert_int_equal(store_lookup(f->s, &r, t0, t0 + 600, &f->lk), 0);
+	assert_string_equal(f->lk.slots.unit, "percent");
+	assert_int_equal(store_put_answer(f->s, &other, RTIME_UTC, &f->l, 3, "t", NULL), 0);
+	assert_int_equal(store_lookup(f->s, &other, t0, t0 + 300, &f->lk), 0);
+	assert_int_equal(f->lk.slots.n, 1);
+}
+
 /* Random answers on a 5-minute grid for three interleaved series (many
  * pages of slots each), checked against a plain array after every
  * answer, then random unaligned lookups checked slot by slot and gap by
@@ -1626,6 +1652,7 @@ int main(void)
 	        T(test_lookups_keep_to_their_own_series),
 	        T(test_lookup_does_not_allocate_once_warm),
 	        T(test_series_with_a_single_slot),
+	        T(test_lookup_sees_the_unit_of_the_newest_answer),
 	        T(test_random_answers_match_a_model),
 	        T(test_series_records_round_trip_in_order),
 	        T(test_series_delete_removes_slots_and_groups),
