@@ -56,6 +56,7 @@
 #define HEALTH_MIN_GAP_MS   1000
 #define CURRENT_EXPIRY_MARGIN_S 120
 #define DEMAND_PERSIST_S    60
+#define GAP_RETRY_S         60
 
 /* A request waiting for an in-flight fetch. */
 struct pending {
@@ -85,6 +86,7 @@ struct series {
 	bool in_flight_scheduled;
 	uint64_t flight_seq;
 	int failures;
+	int last_code; /* of the last failed fetch */
 	long retry_after;
 	int64_t retry_at;       /* no request-driven fetch before this (backoff) */
 	int64_t last_success;
@@ -388,10 +390,15 @@ static void answer(struct daemon *d, struct series *s, const struct request *req
 	else if(!l->slots.n && (s->failures > 0 || timed_out)) {
 		struct health_provider hp;
 		const char *why = "no answer in time";
-		if(s->failures > 0 && !health_provider_get(&d->health, s->ref.provider, &hp) && hp.last_error[0])
+		int code = RP_EUNAVAILABLE;
+		if(s->failures > 0 && !health_provider_get(&d->health, s->ref.provider, &hp) && hp.last_error[0]) {
 			why = hp.last_error;
-		rp_err_set(&err, RP_EUNAVAILABLE, "%s is unavailable and nothing is held for this range: %s",
-			   s->ref.provider, why);
+			/* A refusal the user must act on keeps its own code. */
+			if(s->last_code == RP_EINVAL || s->last_code == RP_EAUTH || s->last_code == RP_EFORBIDDEN)
+				code = s->last_code;
+		}
+		rp_err_set(&err, code, "%s is unavailable and nothing is held for this range: %s", s->ref.provider,
+			   why);
 		status = REQUEST_STATUS_ERROR;
 	}
 	else if(s->failures > 0 || (timed_out && l->n_missing) ||
@@ -568,8 +575,10 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 		s->last_success = now;
 		if(had_failures)
 			s->doc_dirty = true; /* the stale flag goes */
-		if(!done->job.scheduled && done->slots == 0)
-			s->gap_block_until = now + 60;
+		/* What a fetch just now did not bring, the upstream does not
+		 * have yet: requests for those gaps wait for the scheduler. */
+		if(!done->job.scheduled)
+			s->gap_block_until = now + GAP_RETRY_S;
 		log_info("fetch_done", "series=%s/%s slots=%zu added=%zu changed=%zu calls=%d%s", s->ref.provider,
 			 s->ref.id, done->slots, done->written.added, done->written.changed, done->upstream_calls,
 			 done->skipped ? " skipped=1" : "");
@@ -585,6 +594,7 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 		if(!s->failures)
 			s->doc_dirty = true; /* published as stale */
 		s->failures++;
+		s->last_code = done->code;
 		s->retry_after = done->err.retry_after;
 		log_warn("fetch_failed", "series=%s/%s code=%s failures=%d calls=%d msg=\"%s\"", s->ref.provider,
 			 s->ref.id, rp_code_name(done->code), s->failures, done->upstream_calls, done->err.msg);
