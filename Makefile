@@ -49,6 +49,9 @@ TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
+# Keep the objects of tests and benchmarks between runs.
+.SECONDARY:
+
 .PHONY: all test unit integration sanitize bench run install clean format tools
 all: $(BUILD)/ratepool
 
