@@ -640,6 +640,25 @@ static void test_simulated_late_publication_slows_down_after_window(void **state
 	assert_true(s.max_gap >= 1800);
 }
 
+/* A series never fetched with nothing held is polled within seconds, for
+ * every cadence: a user is waiting for its first prices. */
+static void test_first_poll_of_an_empty_series_is_within_seconds(void **state)
+{
+	const struct provider *all[] = {&agile, &dayahead, &aemo, &forecast};
+	int64_t now = 1795276800; /* 2026-11-21T12:00:00Z */
+	uint32_t seed;
+	size_t i;
+
+	(void)state;
+	for(i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		for(seed = 0; seed < 200; seed++) {
+			struct sched_input in = {.provider = all[i], .now = now, .retry_after = -1, .seed = seed};
+			int64_t t = sched_next_poll(&in);
+			assert_true(t >= now);
+			assert_true(t <= now + SCHED_FIRST_JITTER_S);
+		}
+}
+
 static void test_simulated_aemo_hour_polls_once_per_interval(void **state)
 {
 	int64_t t0 = utc("2026-11-21T10:00:00Z");
@@ -691,6 +710,7 @@ int main(void)
 	        cmocka_unit_test(test_simulated_agile_dst_days_poll_a_few_times),
 	        cmocka_unit_test(test_simulated_cet_dst_day_polls_a_few_times),
 	        cmocka_unit_test(test_simulated_late_publication_slows_down_after_window),
+	        cmocka_unit_test(test_first_poll_of_an_empty_series_is_within_seconds),
 	        cmocka_unit_test(test_simulated_aemo_hour_polls_once_per_interval),
 	};
 

@@ -32,6 +32,9 @@
  *  cadence: last_success + forecast_ttl_s; now + 0..30 s when never
  *  fetched or overdue.
  *
+ *  A series with nothing held that was never fetched is polled at once
+ *  (now + 0..SCHED_FIRST_JITTER_S): someone is waiting for its first prices.
+ *
  *  Failures: after N consecutive failures the poll is at least a
  *  full-jitter exponential backoff away (uniform in
  *  [0, min(30 min, 30 s * 2^(N-1))], at least 5 s) and at least
@@ -55,6 +58,7 @@
 #define SCHED_DAY_SLACK_S (3 * 3600)
 
 #define SCHED_SOON_JITTER_S     30  /* "poll soon" */
+#define SCHED_FIRST_JITTER_S    5   /* a series never fetched, nothing held */
 #define SCHED_PUBLISH_JITTER_S  120 /* at a publish time */
 #define SCHED_WINDOW_INTERVAL_S 300 /* inside the publication window */
 #define SCHED_WINDOW_JITTER_S   60
