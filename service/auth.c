@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define DEFAULT_OCTOPUS_URL  "https://api.octopus.energy"
@@ -718,6 +719,12 @@ void auth_invalidate(struct auth *a, enum auth_kind kind, const char *token)
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* True when a WattTime 403 refuses the region (plan scope), not the token. */
+static bool watttime_scope_refusal(const struct http_response *resp)
+{
+	return resp->body && !http_body_is_html(resp) && strstr(resp->body, "Invalid scope") != NULL;
+}
+
 int auth_perform(struct auth *a, enum auth_kind kind, struct http_request *req,
                  const struct http_retry_policy *policy, struct http_response *resp, int *attempts,
                  struct rp_err *err)
@@ -755,8 +762,9 @@ int auth_perform(struct auth *a, enum auth_kind kind, struct http_request *req,
 		if(kind == AUTH_KRAKEN && !rc && kraken_answer_refuses_token(resp))
 			refused = 1;
 		/* WattTime answers an expired token with 403 as often as 401;
-		 * one refresh tells the two cases apart. */
-		if(kind == AUTH_WATTTIME && rc == RP_EFORBIDDEN && !try)
+		 * one refresh tells the two cases apart. A region outside the
+		 * plan says "Invalid scope": no token would change that. */
+		if(kind == AUTH_WATTTIME && rc == RP_EFORBIDDEN && !try && !watttime_scope_refusal(resp))
 			refused = 1;
 		if(!refused)
 			goto out;

@@ -479,6 +479,8 @@ static void test_region_not_in_plan_says_so_through_the_fake(void **state)
 	assert_msg_has(&err, "CAISO_SOUTH");
 	assert_msg_has(&err, "not in your WattTime plan");
 	provider_result_free(&res);
+	/* A scope refusal is not an expired token: no second login, no retry. */
+	assert_int_equal(fake_calls("watttime_forecast"), 1);
 }
 
 static void test_unknown_region_is_not_found_without_retry(void **state)
