@@ -556,23 +556,25 @@ full:
 	return RP_ETOOLARGE;
 }
 
-bool http_body_is_html(const struct http_response *resp)
+bool http_text_is_html(const char *body, size_t len, const char *content_type)
 {
-	const unsigned char *p;
+	const unsigned char *p = (const unsigned char *)body;
 	size_t i = 0;
 
-	if(!resp)
-		return false;
-	if(!strncasecmp(resp->content_type, "text/html", 9))
+	if(content_type && !strncasecmp(content_type, "text/html", 9))
 		return true;
-	if(!resp->body)
+	if(!body)
 		return false;
-	p = (const unsigned char *)resp->body;
-	if(resp->len >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) /* UTF-8 BOM */
+	if(len >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) /* UTF-8 BOM */
 		i = 3;
-	while(i < resp->len && isspace(p[i]))
+	while(i < len && isspace(p[i]))
 		i++;
-	return i < resp->len && p[i] == '<';
+	return i < len && p[i] == '<';
+}
+
+bool http_body_is_html(const struct http_response *resp)
+{
+	return resp && http_text_is_html(resp->body, resp->len, resp->content_type);
 }
 
 static void sleep_ms(long ms)

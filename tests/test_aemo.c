@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "support/fixture.h"
+
 #include "support/fake.h"
 
 /* cmocka 1.1 has no assert_double_equal. */
@@ -32,36 +34,7 @@
  * directory, or three levels above build/<x>/tests/<binary>). */
 static char *load(const char *name, size_t *len)
 {
-	char path[PATH_MAX + 128], exe[PATH_MAX];
-	FILE *f;
-	char *buf;
-	long n;
-	ssize_t el;
-
-	snprintf(path, sizeof(path), "tests/data/aemo/%s", name);
-	f = fopen(path, "rb");
-	if(!f) {
-		el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		if(el > 0) {
-			exe[el] = '\0';
-			*strrchr(exe, '/') = '\0';
-			snprintf(path, sizeof(path), "%s/../../../tests/data/aemo/%s", exe, name);
-			f = fopen(path, "rb");
-		}
-	}
-	if(!f)
-		fail_msg("fixture %s not found", name);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n >= 0);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
+	return fixture_read("aemo", name, len);
 }
 
 static int parse_file(const char *name, const char *region, int64_t from, int64_t to, struct slot_list *out,

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/fixture.h"
+
 #include "support/fake.h"
 #include "ratepool/config.h"
 #include "ratepool/http.h"
@@ -35,10 +37,7 @@
 
 static int64_t T(const char *text)
 {
-	int64_t t = 0;
-	if(rtime_parse(text, &t))
-		fail_msg("bad time in test: %s", text);
-	return t;
+	return fixture_time(text);
 }
 
 /* --- registry ---------------------------------------------------------------- */

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/fixture.h"
+
 #include "ratepool/config.h"
 #include "ratepool/http.h"
 #include "ratepool/rtime.h"
@@ -23,34 +25,12 @@
 
 static char *read_fixture(const char *name, size_t *len)
 {
-	const char *dir = getenv("RATEPOOL_TEST_DATA");
-	char path[512];
-	FILE *f;
-	char *buf;
-	long n;
-
-	snprintf(path, sizeof(path), "%s/tibber/%s", dir ? dir : "tests/data", name);
-	f = fopen(path, "rb");
-	if(!f)
-		fail_msg("cannot open fixture %s", path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
+	return fixture_read("tibber", name, len);
 }
 
 static int64_t T(const char *text)
 {
-	int64_t t = 0;
-	if(rtime_parse(text, &t))
-		fail_msg("bad time in test: %s", text);
-	return t;
+	return fixture_time(text);
 }
 
 static int parse_fixture(const char *name, const char *from, const char *to, struct slot_list *out,

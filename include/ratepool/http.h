@@ -99,4 +99,8 @@ int http_escape(const char *s, char *out, size_t n);
  * error page): a text/html content type or a leading '<'. */
 bool http_body_is_html(const struct http_response *resp);
 
+/* The same test on a bare body (len bytes) and content type (NULL: none),
+ * for parsers handed a body without its response. */
+bool http_text_is_html(const char *body, size_t len, const char *content_type);
+
 #endif

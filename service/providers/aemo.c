@@ -35,18 +35,6 @@ bool aemo_region_known(const char *region)
 	return false;
 }
 
-static bool looks_like_html(const char *body, size_t len, const char *content_type)
-{
-	struct http_response r;
-
-	memset(&r, 0, sizeof(r));
-	r.body = (char *)body;
-	r.len = len;
-	if(content_type)
-		snprintf(r.content_type, sizeof(r.content_type), "%s", content_type);
-	return body && http_body_is_html(&r);
-}
-
 int aemo_parse_5min(const char *body, size_t len, const char *region, int64_t from, int64_t to,
                     struct slot_list *out, struct rp_err *err)
 {
@@ -60,7 +48,7 @@ int aemo_parse_5min(const char *body, size_t len, const char *region, int64_t fr
 
 	slot_list_clear(out);
 	out->unit[0] = '\0';
-	if(looks_like_html(body, len, NULL)) {
+	if(http_text_is_html(body, len, NULL)) {
 		rc = rp_err_set(err, RP_EFORBIDDEN, "upstream answered with an HTML page (CDN block?)");
 		goto out;
 	}
@@ -217,7 +205,7 @@ static int aemo_fetch(const struct provider_ctx *ctx, const char *id, int64_t fr
 	rc = http_perform_retry(&req, policy, &resp, &attempts, err);
 	res->upstream_calls += attempts;
 	if(rc) {
-		if(rc == RP_EFORBIDDEN && looks_like_html(resp.body, resp.len, resp.content_type))
+		if(rc == RP_EFORBIDDEN && http_text_is_html(resp.body, resp.len, resp.content_type))
 			rp_err_set(err, rc,
 			           "AEMO refused the request with an HTML page (HTTP 403, a WAF/CDN block?): "
 			           "check "
@@ -226,7 +214,7 @@ static int aemo_fetch(const struct provider_ctx *ctx, const char *id, int64_t fr
 			rp_err_set(err, rc, "AEMO answered 404 for the 5MIN report: check RATEPOOL_AEMO_URL");
 		goto out;
 	}
-	if(looks_like_html(resp.body, resp.len, resp.content_type)) {
+	if(http_text_is_html(resp.body, resp.len, resp.content_type)) {
 		rc = rp_err_set(err, RP_EFORBIDDEN, "upstream answered with an HTML page (CDN block?)");
 		goto out;
 	}

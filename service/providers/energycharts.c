@@ -25,18 +25,6 @@
 #define EC_TIME_MIN           946684800LL  /* 2000-01-01 */
 #define EC_TIME_MAX           4102444800LL /* 2100-01-01 */
 
-static bool looks_like_html(const char *body, size_t len, const char *content_type)
-{
-	struct http_response r;
-
-	memset(&r, 0, sizeof(r));
-	r.body = (char *)body;
-	r.len = len;
-	if(content_type)
-		snprintf(r.content_type, sizeof(r.content_type), "%s", content_type);
-	return body && http_body_is_html(&r);
-}
-
 static void copy_printable(const char *in, char *out, size_t n)
 {
 	size_t i = 0;
@@ -110,7 +98,7 @@ int energycharts_parse(const char *body, size_t len, int64_t from, int64_t to, s
 
 	slot_list_clear(out);
 	out->unit[0] = '\0';
-	if(looks_like_html(body, len, NULL)) {
+	if(http_text_is_html(body, len, NULL)) {
 		rc = rp_err_set(err, RP_EFORBIDDEN, "upstream answered with an HTML page (CDN block?)");
 		goto out;
 	}
@@ -281,7 +269,7 @@ static int energycharts_fetch(const struct provider_ctx *ctx, const char *id, in
 	req.max_body = cfg->http_max_body_bytes > 0 ? (size_t)cfg->http_max_body_bytes : 0;
 	rc = http_perform_retry(&req, policy, &resp, &attempts, err);
 	res->upstream_calls += attempts;
-	if(rc == RP_ENOTFOUND && !looks_like_html(resp.body, resp.len, resp.content_type)) {
+	if(rc == RP_ENOTFOUND && !http_text_is_html(resp.body, resp.len, resp.content_type)) {
 		/* "no content available": nothing published for the range
 		 * yet (tomorrow before ~13:00 CET). Not an error: no slots,
 		 * and the scheduler polls again. */
@@ -306,11 +294,11 @@ static int energycharts_fetch(const struct provider_ctx *ctx, const char *id, in
 			rp_err_set(err, rc,
 			           "Energy-Charts answered 404 with an HTML page: check "
 			           "RATEPOOL_ENERGYCHARTS_URL");
-		else if(rc == RP_EFORBIDDEN && looks_like_html(resp.body, resp.len, resp.content_type))
+		else if(rc == RP_EFORBIDDEN && http_text_is_html(resp.body, resp.len, resp.content_type))
 			rp_err_set(err, rc, "upstream answered with an HTML page (CDN block?)");
 		goto out;
 	}
-	if(looks_like_html(resp.body, resp.len, resp.content_type)) {
+	if(http_text_is_html(resp.body, resp.len, resp.content_type)) {
 		rc = rp_err_set(err, RP_EFORBIDDEN, "upstream answered with an HTML page (CDN block?)");
 		goto out;
 	}

@@ -58,18 +58,6 @@ out:
 	json_decref(root);
 }
 
-static bool looks_like_html(const char *body, size_t len, const char *content_type)
-{
-	struct http_response r;
-
-	memset(&r, 0, sizeof(r));
-	r.body = (char *)body;
-	r.len = len;
-	if(content_type)
-		snprintf(r.content_type, sizeof(r.content_type), "%s", content_type);
-	return body && http_body_is_html(&r);
-}
-
 /* A unit we are willing to publish: a short plain word such as
  * "lbs_co2_per_mwh" or "$_per_mwh". */
 static bool unit_plain(const char *u)
@@ -136,7 +124,7 @@ int watttime_parse_forecast(const char *body, size_t len, const char *region, co
 
 	slot_list_clear(out);
 	out->unit[0] = '\0';
-	if(looks_like_html(body, len, NULL)) {
+	if(http_text_is_html(body, len, NULL)) {
 		rc = rp_err_set(err, RP_EFORBIDDEN, "upstream answered with an HTML page (CDN block?)");
 		goto out;
 	}
@@ -252,7 +240,7 @@ int watttime_explain_error(int code, long status, const char *body, size_t len, 
 	char up[160];
 	const char *r = region ? region : "?";
 	const char *s = signal ? signal : WATTTIME_DEFAULT_SIGNAL;
-	bool html = looks_like_html(body, len, NULL);
+	bool html = http_text_is_html(body, len, NULL);
 
 	upstream_message(body, len, up, sizeof(up));
 	/* A 403 with WattTime's JSON "Invalid scope" body is about the
@@ -358,7 +346,7 @@ static int watttime_fetch(const struct provider_ctx *ctx, const char *id, int64_
 		rc = watttime_explain_error(rc, resp.status, resp.body, resp.len, id, signal, err);
 		goto out;
 	}
-	if(looks_like_html(resp.body, resp.len, resp.content_type)) {
+	if(http_text_is_html(resp.body, resp.len, resp.content_type)) {
 		rc = rp_err_set(err, RP_EFORBIDDEN, "upstream answered with an HTML page (CDN block?)");
 		goto out;
 	}
