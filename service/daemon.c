@@ -22,6 +22,7 @@
 #include "ratepool/daemon.h"
 #include "ratepool/auth.h"
 #include "ratepool/config.h"
+#include "ratepool/discovery.h"
 #include "ratepool/fetcher.h"
 #include "ratepool/health.h"
 #include "ratepool/http.h"
@@ -116,6 +117,7 @@ struct daemon {
 	struct fetcher *fetcher;
 	struct queue *inbox;
 	struct mqtt *mqtt;
+	struct discovery *disc; /* NULL: Home Assistant discovery off */
 	struct health health;
 	struct request_limits limits;
 
@@ -246,6 +248,21 @@ static void publish_doc(struct daemon *d, struct series *s, int64_t now)
 		s->doc_dirty = false;
 		s->published_complete_until = s->complete_until;
 	}
+	/* The lookup holds yesterday through the last slot known. */
+	discovery_publish_series(d->disc, &s->ref, s->p, &d->lookup.slots, now);
+}
+
+/* Home Assistant discovery of one series at a slot boundary (or when it is
+ * due again): its state and, when changed, its config and day attributes. */
+static void publish_discovery(struct daemon *d, struct series *s, int64_t now)
+{
+	int64_t from = rtime_day_add(s->p->zone, now, -1);
+	int64_t to = rtime_day_add(s->p->zone, now, 2);
+
+	if(s->complete_until > to)
+		to = s->complete_until;
+	if(store_lookup(d->store, &s->ref, from, to, &d->lookup) == 0)
+		discovery_publish_series(d->disc, &s->ref, s->p, &d->lookup.slots, now);
 }
 
 static void publish_current_price(struct daemon *d, struct series *s, int64_t now)
@@ -287,6 +304,7 @@ static void publish_clear(struct daemon *d, struct series *s)
 		mqtt_publish(d->mqtt, topic, NULL, 0, 1, true, 0);
 	if(!publish_topic_current(topic, sizeof(topic), d->cfg->topic_prefix, &s->ref))
 		mqtt_publish(d->mqtt, topic, NULL, 0, 1, true, 0);
+	discovery_remove_series(d->disc, &s->ref);
 }
 
 static void sync_token_stats(struct daemon *d, int64_t now)
@@ -338,6 +356,7 @@ static void publish_health(struct daemon *d, int64_t now)
 	store_meta_put(d->store, "health", d->buf.p, d->buf.len);
 	if(!publish_topic_health(topic, sizeof(topic), d->cfg->topic_prefix))
 		mqtt_publish(d->mqtt, topic, d->buf.p, d->buf.len, 1, true, 0);
+	discovery_publish_health(d->disc, d->buf.p, d->buf.len);
 	d->health_dirty = false;
 	d->last_health_ms = rtime_now_ms();
 	d->next_health_ms = d->last_health_ms + (int64_t)d->cfg->health_interval_s * 1000;
@@ -856,9 +875,12 @@ static void run_timers(struct daemon *d)
 	if(connected && gen != d->published_generation) {
 		d->published_generation = gen;
 		republish = true;
+		discovery_reset(d->disc);
 	}
 	if(watch)
 		d->next_watch = now + WATCH_INTERVAL_S;
+	if(connected)
+		discovery_tick(d->disc, now_ms);
 
 	FOR_EACH_SERIES(d, s)
 	{
@@ -898,6 +920,8 @@ static void run_timers(struct daemon *d)
 			publish_doc(d, s, now);
 		if(s->current_dirty || s->next_current <= now)
 			publish_current_price(d, s, now);
+		if(discovery_due(d->disc, &s->ref, now))
+			publish_discovery(d, s, now);
 	}
 	if(d->health_dirty ? now_ms - d->last_health_ms >= HEALTH_MIN_GAP_MS : now_ms >= d->next_health_ms)
 		publish_health(d, now);
@@ -1001,7 +1025,8 @@ static void drain(struct daemon *d)
 
 	d->draining = true;
 	while((m = queue_pop(d->inbox))) {
-		handle_message(d, m);
+		if(!discovery_handle(d->disc, m, rtime_now_ms()))
+			handle_message(d, m);
 		mqtt_msg_free(m);
 	}
 	while(d->n_pending && rtime_now_ms() < deadline) {
@@ -1130,6 +1155,13 @@ int daemon_run(const struct config *cfg)
 		rc = mqtt_subscribe_add(d->mqtt, filter, 1, true);
 	if(rc)
 		goto out;
+	rc = discovery_new(&d->disc, cfg, d->mqtt, &err);
+	if(!rc)
+		rc = discovery_subscribe(d->disc);
+	if(rc) {
+		log_error("discovery_failed", "code=%s msg=\"%s\"", rp_code_name(rc), err.msg);
+		goto out;
+	}
 	rc = mqtt_start(d->mqtt, &err);
 	if(rc) {
 		log_error("mqtt_failed", "msg=\"%s\"", err.msg);
@@ -1149,7 +1181,9 @@ int daemon_run(const struct config *cfg)
 		}
 		drain_done(d);
 		while(budget-- > 0 && (m = queue_pop(d->inbox))) {
-			handle_message(d, m);
+			/* HA's birth message is not a request. */
+			if(!discovery_handle(d->disc, m, rtime_now_ms()))
+				handle_message(d, m);
 			mqtt_msg_free(m);
 		}
 		run_timers(d);
@@ -1165,6 +1199,7 @@ out:
 	if(d->store && d->inbox)
 		publish_health(d, rtime_now());
 	mqtt_free(d->mqtt);
+	discovery_free(d->disc);
 	signal_queue = NULL;
 	queue_free(d->inbox, mqtt_msg_free);
 	free_series(d);
