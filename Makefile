@@ -6,6 +6,9 @@
 #   make SANITIZE=1 ...  the same with AddressSanitizer + UBSan, in build/asan
 #   make sanitize        make SANITIZE=1 test
 #   make bench           benchmarks (tests/bench), not part of `make test`
+#   make fuzz            libFuzzer targets (clang) in build/fuzz, FUZZ_SECONDS each
+#   make memcheck        integration tests with the daemon under valgrind
+#   make soak            long fault tests (tests/soak), not part of `make test`
 #   make run             build and run the daemon with the environment given
 #   make install         install to $(DESTDIR)$(PREFIX)/bin
 #   make format          clang-format every C file in place
@@ -52,7 +55,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 # Keep the objects of tests and benchmarks between runs.
 .SECONDARY:
 
-.PHONY: all test unit integration sanitize bench run install clean format tools
+.PHONY: all test unit integration sanitize bench run install clean format tools fuzz fuzz-build memcheck soak
 all: $(BUILD)/ratepool
 
 $(BUILD)/obj/%.o: %.c
@@ -98,9 +101,54 @@ install: $(BUILD)/ratepool
 	install -D -m 0755 $(BUILD)/ratepool $(DESTDIR)$(PREFIX)/bin/ratepool
 
 format:
-	clang-format -i $(SRC) $(wildcard include/ratepool/*.h tests/*.c tests/*/*.c)
+	clang-format -i $(SRC) $(wildcard include/ratepool/*.h tests/*.c tests/*/*.c tests/fuzz/*.h)
+
+# Fuzzing (tests/fuzz): clang with libFuzzer, ASan and UBSan. The library
+# is compiled again with clang and coverage instrumentation into its own
+# object dir; each tests/fuzz/fuzz_*.c becomes $(FUZZ_BUILD)/fuzz_*.
+# `make fuzz` runs every target for FUZZ_SECONDS, FUZZ_JOBS at a time.
+FUZZ_BUILD ?= build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 2
+FUZZ_CC ?= clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 -O1 -g $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -pthread \
+	$(shell pkg-config --cflags $(PKGS))
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(FUZZ_BUILD)/libratepool.a: $(FUZZ_LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libratepool.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -pthread -o $@ $^ $(LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_JOBS)
+
+# The integration tests with the daemon under valgrind's memcheck
+# (harness.py: RATEPOOL_VALGRIND=1); a plain build, valgrind and ASan do
+# not mix.
+memcheck: $(BUILD)/ratepool
+	@if [ "$(SANITIZE)" = 1 ]; then echo "make memcheck: use a build without SANITIZE=1" >&2; exit 2; fi
+	@RATEPOOL_VALGRIND=1 RATEPOOL_BIN=$(BUILD)/ratepool BUILD=$(BUILD) tests/integration/run.sh
+
+# Fault tests that take minutes (tests/soak/soak_*.py): kill -9 in a loop.
+soak: $(BUILD)/ratepool
+	@RATEPOOL_BIN=$(BUILD)/ratepool BUILD=$(BUILD) python3 -m unittest discover -s tests/soak -t . -p "soak_*.py" -v
 
 clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+ifneq ($(filter fuzz fuzz-build $(FUZZ_BUILD)/%,$(MAKECMDGOALS)),)
+-include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
+endif
