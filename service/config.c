@@ -828,6 +828,9 @@ static int load_file(struct config *cfg, const char *path, struct rp_err *err)
 
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if(!root) {
+		/* jansson reports most failed allocations with no text at all. */
+		if(!jerr.text[0] || json_error_code(&jerr) == json_error_out_of_memory)
+			return rp_err_set(err, RP_ENOMEM, "config %.200s: out of memory", path);
 		if(jerr.line <= 0)
 			return rp_err_set(err, RP_EINVAL, "config %.200s: %s", path, jerr.text);
 		return rp_err_set(err, RP_EINVAL, "config %.200s:%d:%d: %s", path, jerr.line, jerr.column,
@@ -1008,13 +1011,18 @@ static int check_together(const struct config *cfg, struct rp_err *err)
 
 /* Registers every secret that is set, so that none can reach a log line;
  * also called when loading failed half-way, for what was read. */
-static void register_secrets(const struct config *cfg)
+static int register_secrets(const struct config *cfg)
 {
 	size_t i;
+	int rc = 0;
 
+	/* A secret the log could not copy would be logged in clear: that
+	 * fails the load (out of memory) rather than go unnoticed. */
 	for(i = 0; i < SETTING_COUNT; i++)
-		if((settings[i].flags & F_SECRET) && str_value(cfg, &settings[i]))
-			log_add_secret(str_value(cfg, &settings[i]));
+		if((settings[i].flags & F_SECRET) && str_value(cfg, &settings[i]) &&
+		   log_add_secret(str_value(cfg, &settings[i])) == RP_ENOMEM)
+			rc = RP_ENOMEM;
+	return rc;
 }
 
 int config_load(struct config *cfg, const char *path, char *const *envp, struct rp_err *err)
@@ -1029,7 +1037,10 @@ int config_load(struct config *cfg, const char *path, char *const *envp, struct 
 		rc = load_env(cfg, envp ? envp : environ, err);
 	if(!rc)
 		rc = check_together(cfg, err);
-	register_secrets(cfg);
+	if(register_secrets(cfg) && !rc)
+		rc = RP_ENOMEM;
+	if(rc == RP_ENOMEM && err && !err->msg[0])
+		rp_err_set(err, RP_ENOMEM, "out of memory while reading the configuration");
 	return rc;
 }
 

@@ -314,7 +314,8 @@ int request_parse(const char *prefix, const char *topic, const void *payload, si
 	} else if(len > 0 && payload && !blank(payload, len)) {
 		root = json_loadb(payload, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 		if(!root) {
-			oom = json_error_code(&jerr) == json_error_out_of_memory;
+			/* jansson reports most failed allocations with no text at all. */
+			oom = json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0];
 			body_r = REQUEST_BAD_JSON;
 			rp_err_set(&body_err, RP_EINVAL,
 			           "payload is not valid JSON: %.120s (line %d, column %d)", jerr.text,
