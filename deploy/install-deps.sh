@@ -18,8 +18,8 @@ run_pkgs="mosquitto mosquitto-clients"
 # The offline demo runs the fake upstream (Python standard library only).
 demo_pkgs="python3"
 # The tests: cmocka unit tests, a real broker, the fake upstream, valgrind,
-# and YAML for checking deploy/docker-compose.yml.
-test_pkgs="libcmocka-dev mosquitto mosquitto-clients python3 python3-yaml valgrind"
+# YAML for checking deploy/docker-compose.yml, mdb_copy for the backup test.
+test_pkgs="libcmocka-dev lmdb-utils mosquitto mosquitto-clients python3 python3-yaml valgrind"
 
 want_run=1
 want_demo=0

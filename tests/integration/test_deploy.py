@@ -14,6 +14,7 @@ systemd files on a machine without a container engine.
   password file made by passwd-init.sh, in a real mosquitto beside a real
   ratepool: households read prices and request them, cannot publish
   prices or status, cannot read or request another household's series.
+- backups: `mdb_copy -c` of a running store serves the same prices.
 - ratepool.service: `systemd-analyze verify` and `security --offline`.
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (MOSQUITTO_BIN, REPO, FakeUpstream, Mosquitto, Ratepool, add_cleanup,  # noqa: E402
-                     free_port, make_tempdir, mqtt_sub, ratepool_binary, wait_port, wait_until, _stop_process,
+                     free_port, make_tempdir, mqtt_rr, mqtt_sub, ratepool_binary, wait_port, wait_until, _stop_process,
                      _track)
 
 DEPLOY = REPO / "deploy"
@@ -654,6 +655,43 @@ class MosquittoAcl(unittest.TestCase):
     def test_node_red_user_publishes_its_results(self):
         self.assertTrue(pub(self.port, "nodered", "nodered/cheapest-window/energycharts/DE-LU", "{}"))
         self.assertFalse(pub(self.port, "alice", "nodered/cheapest-window/energycharts/DE-LU", "{}"))
+
+
+# --- backups: mdb_copy while running ----------------------------------------------------
+
+class StoreBackup(unittest.TestCase):
+    """docs/operations.md: `mdb_copy -c` copies the store while ratepool
+    runs, and the copy serves prices without the upstream."""
+
+    def test_mdb_copy_of_a_running_store_serves_prices_without_the_upstream(self):
+        if not shutil.which("mdb_copy"):
+            self.skipTest("mdb_copy is not installed (Debian package lmdb-utils)")
+        fake = FakeUpstream(self).start()
+        broker = Mosquitto(self).start()
+        daemon = Ratepool(self, fake=fake, broker=broker, series="energycharts/DE-LU").start(wait_log="started")
+        first = wait_until(lambda: mqtt_rr(broker.port, "ratepool/request/energycharts/DE-LU", "it/backup/1", ""),
+                           20, 0.2, "a reply")
+        first = json.loads(first)
+        self.assertTrue(first["rates"])
+
+        backup = os.path.join(make_tempdir(self), "store")
+        os.mkdir(backup)
+        r = subprocess.run(["mdb_copy", "-c", daemon.environment()["RATEPOOL_STORE"], backup],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(daemon.running())
+
+        dead = "http://127.0.0.1:%d" % free_port()
+        restored = Ratepool(self, broker=broker, store=backup, env={
+            "RATEPOOL_TOPIC_PREFIX": "restored",
+            "RATEPOOL_OCTOPUS_URL": dead, "RATEPOOL_TIBBER_URL": dead, "RATEPOOL_WATTTIME_URL": dead,
+            "RATEPOOL_AEMO_URL": dead, "RATEPOOL_ENERGYCHARTS_URL": dead,
+        }).start(wait_log="started")
+        second = json.loads(mqtt_rr(broker.port, "restored/request/energycharts/DE-LU", "it/backup/2",
+                                    json.dumps({"from": first["from"], "to": first["to"]}), timeout=15))
+        self.assertEqual(second["rates"], first["rates"])
+        restored.assert_clean()
+        daemon.assert_clean()
 
 
 # --- ratepool.service -------------------------------------------------------------------
