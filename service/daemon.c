@@ -95,6 +95,7 @@ struct series {
 	int64_t next_poll;
 	int64_t recheck_at_ms;  /* lease held elsewhere: look again then */
 	int64_t gap_block_until; /* a gap fetch just ran and left gaps: do not repeat */
+	struct store_range gap_block_range; /* ... for gaps inside the range it asked for */
 	int64_t complete_until;
 	struct store_range flight_range;
 	struct pending *waiters;
@@ -381,6 +382,21 @@ static void send_reply(struct daemon *d, const struct request *req, const char *
 	free(json);
 }
 
+/* True when every gap of the lookup lies after the last slot known and the
+ * series has been fetched: the upstream has not published that part yet,
+ * which is no failure (docs/topics.md: "ok", the rest under "missing"). */
+static bool missing_only_unpublished(const struct series *s, const struct store_lookup *l)
+{
+	size_t i;
+
+	if(!s->last_success || !s->complete_until)
+		return false;
+	for(i = 0; i < l->n_missing; i++)
+		if(l->missing[i].from < s->complete_until)
+			return false;
+	return true;
+}
+
 /* Answers a request from the store as things stand. timed_out: the
  * bounded wait ran out while a fetch was still needed. looked_up: d->lookup
  * already holds this request's range (the hit path saves a second scan). */
@@ -426,7 +442,7 @@ static void answer(struct daemon *d, struct series *s, const struct request *req
 		status = REQUEST_STATUS_STALE;
 		health_count(&d->health, HEALTH_STALE_SERVED, 1);
 	}
-	else if(l->n_missing)
+	else if(l->n_missing && !missing_only_unpublished(s, l))
 		status = REQUEST_STATUS_PARTIAL;
 	else
 		status = REQUEST_STATUS_OK;
@@ -507,6 +523,18 @@ static void refresh_complete_until(struct daemon *d, struct series *s)
 	}
 }
 
+/* True when every gap of the lookup lies inside r: a range another fetch
+ * just asked for. A range nobody asked for yet is not blocked. */
+static bool gaps_within(const struct store_lookup *l, const struct store_range *r)
+{
+	size_t i;
+
+	for(i = 0; i < l->n_missing; i++)
+		if(l->missing[i].from < r->from || l->missing[i].to > r->to)
+			return false;
+	return true;
+}
+
 /* Decides, for one request, between answering now and waiting for a
  * fetch. Returns true when the request was answered (or needs nothing). */
 static bool serve_or_wait(struct daemon *d, struct series *s, struct pending *p, int64_t now, bool counted)
@@ -541,7 +569,7 @@ static bool serve_or_wait(struct daemon *d, struct series *s, struct pending *p,
 			future_only = false;
 	if(l->slots.n && !s->p->revisable && future_only && s->last_success && !s->in_flight)
 		goto hit; /* not published yet: the scheduler polls for it */
-	if(!s->in_flight && s->gap_block_until > now)
+	if(!s->in_flight && s->gap_block_until > now && gaps_within(l, &s->gap_block_range))
 		goto hit;
 
 	if(counted)
@@ -596,8 +624,11 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 			s->doc_dirty = true; /* the stale flag goes */
 		/* What a fetch just now did not bring, the upstream does not
 		 * have yet: requests for those gaps wait for the scheduler. */
-		if(!done->job.scheduled)
+		if(!done->job.scheduled) {
 			s->gap_block_until = now + GAP_RETRY_S;
+			s->gap_block_range.from = done->job.from;
+			s->gap_block_range.to = done->job.to;
+		}
 		log_info("fetch_done", "series=%s/%s slots=%zu added=%zu changed=%zu calls=%d%s", s->ref.provider,
 			 s->ref.id, done->slots, done->written.added, done->written.changed, done->upstream_calls,
 			 done->skipped ? " skipped=1" : "");

@@ -346,13 +346,15 @@ int publish_topic_health(char *buf, size_t n, const char *prefix)
 
 int publish_topic_request_filter(char *buf, size_t n, const char *prefix)
 {
-	const char *parts[4] = {prefix, "request", "+", "+"};
+	/* '#', not '+/+': a request with too many or too few levels must
+	 * still reach request_parse and get its bad_topic error reply. */
+	const char *parts[3] = {prefix, "request", "#"};
 
 	if(buf && n)
 		buf[0] = '\0';
 	if(!publish_prefix_valid(prefix))
 		return RP_EINVAL;
-	return join(buf, n, parts, 4);
+	return join(buf, n, parts, 3);
 }
 
 /* --- documents ------------------------------------------------------------ */

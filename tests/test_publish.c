@@ -520,7 +520,7 @@ static void test_topic_builders(void **state)
 	assert_int_equal(publish_topic_health(buf, sizeof(buf), "ratepool"), 0);
 	assert_string_equal(buf, "ratepool/health");
 	assert_int_equal(publish_topic_request_filter(buf, sizeof(buf), "ratepool"), 0);
-	assert_string_equal(buf, "ratepool/request/+/+");
+	assert_string_equal(buf, "ratepool/request/#");
 }
 
 static void test_topic_builders_refuse_overflow(void **state)
@@ -546,7 +546,8 @@ static void test_topic_builders_refuse_overflow(void **state)
 	assert_int_equal(publish_topic_status(buf, 15, "ratepool"), RP_ETOOLARGE);
 	assert_int_equal(publish_topic_status(buf, 16, "ratepool"), 0);
 	assert_int_equal(publish_topic_health(buf, 15, "ratepool"), RP_ETOOLARGE);
-	assert_int_equal(publish_topic_request_filter(buf, 20, "ratepool"), RP_ETOOLARGE);
+	assert_int_equal(publish_topic_request_filter(buf, 18, "ratepool"), RP_ETOOLARGE);
+	assert_int_equal(publish_topic_request_filter(buf, 19, "ratepool"), 0);
 	assert_int_equal(publish_topic_status(NULL, 0, "ratepool"), RP_ETOOLARGE);
 
 	/* The longest prefix, provider and id fit PUBLISH_TOPIC_SIZE. */

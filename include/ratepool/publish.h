@@ -102,7 +102,8 @@ int publish_topic_current(char *buf, size_t n, const char *prefix, const struct 
 int publish_topic_status(char *buf, size_t n, const char *prefix);
 /* P/health */
 int publish_topic_health(char *buf, size_t n, const char *prefix);
-/* P/request/+/+ : the subscription for requests. */
+/* P/request/# : the subscription for requests (every depth, so that a
+ * malformed topic still gets its bad_topic error reply). */
 int publish_topic_request_filter(char *buf, size_t n, const char *prefix);
 
 /* --- documents ------------------------------------------------------------ */
