@@ -55,7 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_TOPICS       256
+#define MAX_TOPICS       4096
 #define MAX_CONNECTIONS  4096
 #define MAX_INFLIGHT     1000000
 #define MAX_SAMPLES      (16u * 1024 * 1024)
@@ -103,8 +103,10 @@ struct loadgen {
 	double duration_s;
 	long timeout_ms;
 	int qos;
-	long herd; /* 0: steady mode */
+	long herd;   /* 0: steady mode */
+	double rate; /* requests per second; 0: as fast as replies come */
 	bool nodelay;
+	const char *samples_file; /* NULL: none */
 
 	struct conn *conns;
 	struct slot *slots;
@@ -119,6 +121,7 @@ struct loadgen {
 	uint64_t unparsable;
 	long active;
 	bool stop_sending;
+	int64_t start_ns; /* the run's start, for --rate */
 	int64_t first_send_ns;
 	int64_t last_reply_ns;
 	uint64_t *samples; /* latency of each reply, ns */
@@ -162,9 +165,11 @@ static void usage(FILE *f)
 	           "  --duration S         seconds to send for (5 unless --requests)\n"
 	           "  --timeout-ms MS      a request without a reply after MS counts as a timeout (5000)\n"
 	           "  --qos Q              QoS of requests and of the reply subscription (0)\n"
+	           "  --rate R             at most R requests per second (steady mode; paced)\n"
 	           "  --herd N             send N requests at once, then wait for every reply\n"
 	           "  --reply-prefix R     Response Topics are R/<pid>/<connection> (loadgen)\n"
-	           "  --no-nodelay         leave TCP_NODELAY off on the client sockets\n");
+	           "  --no-nodelay         leave TCP_NODELAY off on the client sockets\n"
+	           "  --samples FILE       write every latency (us, one a line, in reply order)\n");
 }
 
 /* --- options ---------------------------------------------------------------- */
@@ -236,6 +241,8 @@ static int parse_args(struct loadgen *g, int argc, char **argv)
 			g->prefix = v;
 		else if(!strcmp(o, "--reply-prefix"))
 			g->reply_prefix = v;
+		else if(!strcmp(o, "--samples"))
+			g->samples_file = v;
 		else if(!strcmp(o, "--series")) {
 			if(nseries >= MAX_TOPICS || !strchr(v, '/'))
 				goto bad;
@@ -270,6 +277,9 @@ static int parse_args(struct loadgen *g, int argc, char **argv)
 			if(parse_long(v, 0, 2, &n))
 				goto bad;
 			g->qos = (int)n;
+		} else if(!strcmp(o, "--rate")) {
+			if(parse_double(v, 0.001, 1e7, &g->rate))
+				goto bad;
 		} else if(!strcmp(o, "--herd")) {
 			if(parse_long(v, 1, MAX_INFLIGHT, &g->herd))
 				goto bad;
@@ -396,6 +406,10 @@ static bool claim(struct loadgen *g, long s, uint64_t *id)
 	struct slot *sl = &g->slots[s];
 
 	if(g->stop_sending || (g->requests && g->sent >= g->requests))
+		return false;
+	/* Paced: request n (0-based) is due at start + n / rate; a slot with
+	 * nothing due idles until the main loop finds it due. */
+	if(g->rate > 0 && (double)g->sent >= (double)(now_ns() - g->start_ns) / 1e9 * g->rate + 1)
 		return false;
 	if(sl->id == UINT64_MAX)
 		sl->id = (uint64_t)s;
@@ -795,13 +809,22 @@ static void report(struct loadgen *g, int64_t started_ns, int64_t ended_ns)
 	double elapsed = 0, sum = 0;
 	size_t i;
 
+	if(g->samples_file) {
+		FILE *f = fopen(g->samples_file, "w");
+		if(f) {
+			for(i = 0; i < g->nsamples; i++)
+				fprintf(f, "%.1f\n", (double)g->samples[i] / 1000.0);
+			fclose(f);
+		} else
+			fprintf(stderr, "loadgen: cannot write %s: %s\n", g->samples_file, strerror(errno));
+	}
 	qsort(g->samples, g->nsamples, sizeof(*g->samples), cmp_u64);
 	for(i = 0; i < g->nsamples; i++)
 		sum += (double)g->samples[i];
 	if(g->replies && g->last_reply_ns > g->first_send_ns)
 		elapsed = (double)(g->last_reply_ns - g->first_send_ns) / 1e9;
-	printf("{\"mode\":\"%s\",\"connections\":%d,\"inflight\":%ld,\"qos\":%d,",
-	       g->herd ? "herd" : "steady", g->nconns, g->inflight, g->qos);
+	printf("{\"mode\":\"%s\",\"connections\":%d,\"inflight\":%ld,\"qos\":%d,\"rate\":%.3f,",
+	       g->herd ? "herd" : "steady", g->nconns, g->inflight, g->qos, g->rate);
 	printf("\"topics\":[");
 	for(i = 0; i < g->ntopics; i++) {
 		if(i)
@@ -841,12 +864,30 @@ static void report(struct loadgen *g, int64_t started_ns, int64_t ended_ns)
 	fflush(stdout);
 }
 
+/* --rate: sends the requests now due on idle slots. */
+static void send_due(struct loadgen *g)
+{
+	long s;
+
+	for(s = 0; s < g->nslots; s++) {
+		uint64_t id;
+		bool ok;
+
+		pthread_mutex_lock(&g->lock);
+		ok = !g->slots[s].active && claim(g, s, &id);
+		pthread_mutex_unlock(&g->lock);
+		if(ok)
+			send_request(g, s, id);
+	}
+}
+
 static int run(struct loadgen *g)
 {
 	int64_t start, deadline, drain_deadline = 0;
 	long s;
 
 	start = now_ns();
+	g->start_ns = start;
 	deadline = g->duration_s > 0 ? start + (int64_t)(g->duration_s * 1e9) : INT64_MAX;
 	/* The first request of every slot; the rest follow replies. */
 	for(s = 0; s < g->nslots; s++) {
@@ -867,6 +908,8 @@ static int run(struct loadgen *g)
 		int i;
 
 		expire(g, t);
+		if(g->rate > 0)
+			send_due(g);
 		for(i = 0; i < g->nconns; i++)
 			if(atomic_exchange(&g->conns[i].lost, false))
 				atomic_fetch_add(&g->lost_connections, 1);
@@ -882,7 +925,7 @@ static int run(struct loadgen *g)
 			drain_deadline = t + (int64_t)(g->timeout_ms + 1000) * 1000000;
 		if(drain_deadline && t > drain_deadline)
 			break; /* cannot happen unless the clock jumps: expire() frees slots */
-		sleep_ms(g->nslots > 10000 ? 20 : 5);
+		sleep_ms(g->rate > 0 ? 1 : g->nslots > 10000 ? 20 : 5);
 	}
 	pthread_mutex_lock(&g->lock);
 	report(g, start, now_ns());
