@@ -216,6 +216,19 @@ static void series_name(const struct series *s, char *out, size_t n)
 
 /* --- publishing ---------------------------------------------------------- */
 
+/* Home Assistant discovery of one series at a slot boundary (or when it is
+ * due again): its state and, when changed, its config and day attributes. */
+static void publish_discovery(struct daemon *d, struct series *s, int64_t now)
+{
+	int64_t from = rtime_day_add(s->p->zone, now, -1);
+	int64_t to = rtime_day_add(s->p->zone, now, 2);
+
+	if(s->complete_until > to)
+		to = s->complete_until;
+	if(store_lookup(d->store, &s->ref, from, to, &d->lookup) == 0)
+		discovery_publish_series(d->disc, &s->ref, s->p, &d->lookup.slots, now);
+}
+
 static void publish_doc(struct daemon *d, struct series *s, int64_t now)
 {
 	char topic[PUBLISH_TOPIC_SIZE];
@@ -249,21 +262,8 @@ static void publish_doc(struct daemon *d, struct series *s, int64_t now)
 		s->doc_dirty = false;
 		s->published_complete_until = s->complete_until;
 	}
-	/* The lookup holds yesterday through the last slot known. */
-	discovery_publish_series(d->disc, &s->ref, s->p, &d->lookup.slots, now);
-}
-
-/* Home Assistant discovery of one series at a slot boundary (or when it is
- * due again): its state and, when changed, its config and day attributes. */
-static void publish_discovery(struct daemon *d, struct series *s, int64_t now)
-{
-	int64_t from = rtime_day_add(s->p->zone, now, -1);
-	int64_t to = rtime_day_add(s->p->zone, now, 2);
-
-	if(s->complete_until > to)
-		to = s->complete_until;
-	if(store_lookup(d->store, &s->ref, from, to, &d->lookup) == 0)
-		discovery_publish_series(d->disc, &s->ref, s->p, &d->lookup.slots, now);
+	/* The data changed: Home Assistant's view of it too. */
+	publish_discovery(d, s, now);
 }
 
 static void publish_current_price(struct daemon *d, struct series *s, int64_t now)

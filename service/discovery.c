@@ -227,10 +227,20 @@ int discovery_entity_id(char *out, size_t n, const char *platform, const char *p
 
 static size_t ref_bucket(const struct series_ref *ref)
 {
-	char key[PROVIDER_ID_MAX + SERIES_ID_MAX + 2];
-	int w = snprintf(key, sizeof(key), "%s/%s", ref->provider, ref->id);
+	/* FNV-1a over "provider/id", without building the string: this runs
+	 * for every tracked series on every turn of the event loop. */
+	uint64_t h = 1469598103934665603ull;
+	const char *parts[2] = {ref->provider, ref->id};
 
-	return (size_t)(fnv1a(key, w > 0 ? (size_t)w : 0) % SERIES_BUCKETS);
+	for(int i = 0; i < 2; i++) {
+		for(const char *p = parts[i]; *p; p++) {
+			h ^= (unsigned char)*p;
+			h *= 1099511628211ull;
+		}
+		h ^= '/';
+		h *= 1099511628211ull;
+	}
+	return (size_t)(h % SERIES_BUCKETS);
 }
 
 static struct disc_series **series_slot(struct discovery *d, const struct series_ref *ref)
