@@ -645,6 +645,8 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 			s->doc_dirty = true; /* published as stale */
 		s->failures++;
 		s->last_code = done->code;
+		if(done->code == RP_EFULL)
+			d->next_gc = 0; /* the store is at its bound or the disk is full: evict now */
 		s->retry_after = done->err.retry_after;
 		log_warn("fetch_failed", "series=%s/%s code=%s failures=%d calls=%d msg=\"%s\"", s->ref.provider,
 			 s->ref.id, rp_code_name(done->code), s->failures, done->upstream_calls, done->err.msg);

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define STORE_READERS     4
@@ -355,6 +356,14 @@ static int is_rp_code(int rc)
 	return rc >= RP_ENOMEM && rc < RP_ECODE_END;
 }
 
+/* True when the file system of the store has (almost) no room left. */
+static bool no_space_left(const struct store *s)
+{
+	struct statvfs v;
+
+	return statvfs(s->path, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < (64u << 10);
+}
+
 /* Converts an LMDB (or errno) code to RP_E* and logs it: the one place
  * LMDB errors are logged. RP codes pass through unlogged. */
 static int lmdb_code(const struct store *s, const char *op, int rc)
@@ -385,6 +394,9 @@ static int lmdb_code(const struct store *s, const char *op, int rc)
 		code = RP_ENOMEM;
 		break;
 	case EIO:
+		/* LMDB reports a write cut short by a full disk as EIO. */
+		code = no_space_left(s) ? RP_EFULL : RP_EIO;
+		break;
 	case EACCES:
 	case EPERM:
 	case EROFS:
@@ -398,6 +410,9 @@ static int lmdb_code(const struct store *s, const char *op, int rc)
 		          "op=%s path=\"%s\" rc=%d error=\"%s\" hint=\"move it aside and rebuild it with "
 		          "ratepool store-reset\"",
 		          op, s->path, rc, mdb_strerror(rc));
+	else if(code == RP_EFULL)
+		log_error("store_full", "op=%s path=\"%s\" rc=%d error=\"%s\" hint=\"the disk is full\"", op,
+		          s->path, rc, mdb_strerror(rc));
 	else
 		log_error("store_error", "op=%s path=\"%s\" rc=%d error=\"%s\"", op, s->path, rc,
 		          mdb_strerror(rc));
@@ -421,22 +436,28 @@ static void map_adopt(struct store *s)
 }
 
 /* Doubles the map (up to map_max) after MDB_MAP_FULL, unless another
- * thread already grew it past `seen`. Returns 0 or RP_EFULL. */
-static int map_grow(struct store *s, size_t seen)
+ * thread already grew it past `seen`. Garbage collection may go an eighth
+ * beyond map_max: in LMDB even a delete needs fresh pages (copy on
+ * write), so a store at its bound could otherwise never free anything.
+ * Returns 0 or RP_EFULL. */
+static int map_grow(struct store *s, size_t seen, bool gc)
 {
 	MDB_envinfo info;
+	uint64_t limit = gc ? ((s->map_max + s->map_max / 8 + 4095) & ~(uint64_t)4095) : s->map_max;
 	size_t next;
 	int rc = 0;
 
+	if(limit > SIZE_MAX / 2)
+		limit = s->map_max;
 	pthread_rwlock_wrlock(&s->map_lock);
 	mdb_env_info(s->env, &info);
 	if(info.me_mapsize > seen)
 		goto out;
-	if(info.me_mapsize >= s->map_max) {
+	if(info.me_mapsize >= limit) {
 		rc = RP_EFULL;
 		goto out;
 	}
-	next = info.me_mapsize > s->map_max / 2 ? s->map_max : info.me_mapsize * 2;
+	next = info.me_mapsize > limit / 2 ? (size_t)limit : info.me_mapsize * 2;
 	rc = mdb_env_set_mapsize(s->env, next);
 	if(rc)
 		rc = lmdb_code(s, "map_grow", rc);
@@ -487,7 +508,7 @@ static int write_txn(struct store *s, const char *op, write_fn fn, void *arg)
 			mdb_txn_abort(txn);
 		pthread_rwlock_unlock(&s->map_lock);
 		if(rc == MDB_MAP_FULL) {
-			int g = map_grow(s, info.me_mapsize);
+			int g = map_grow(s, info.me_mapsize, !strcmp(op, "gc"));
 			if(g)
 				return g;
 			continue;
@@ -926,6 +947,10 @@ int store_open(struct store **out, const struct store_options *opt, struct rp_er
 	/* The map may hold up to twice the GC bound: GC runs between
 	 * writes, so data can overshoot the bound until the next pass. */
 	s->map_max = s->max_bytes > UINT64_MAX / 4 ? UINT64_MAX / 2 : s->max_bytes * 2;
+	/* A small bound (RATEPOOL_STORE_MAX_BYTES=1MiB) is a bound: the first
+	 * map shrinks to it rather than the bound growing to the first map. */
+	if(initial > s->map_max)
+		initial = s->map_max < MIN_MAP ? MIN_MAP : s->map_max;
 	if(s->map_max < initial)
 		s->map_max = initial;
 	if(s->map_max > SIZE_MAX / 2)

@@ -47,6 +47,16 @@ TIBBER_HOME = "96a14971-525a-4420-aae9-e5aedaa129ff"
 WATTTIME_USER = "ratepool"
 WATTTIME_PASSWORD = "fake-password"
 
+# RATEPOOL_VALGRIND=1 (`make memcheck`): Ratepool runs the daemon (and
+# cli()) under valgrind's memcheck; any error or definite leak makes it
+# exit 99. Everything runs ~20x slower then, so waits are scaled by
+# TIMEOUT_SCALE (RATEPOOL_TIMEOUT_SCALE, default 4 under valgrind, else 1).
+VALGRIND = os.environ.get("RATEPOOL_VALGRIND", "") not in ("", "0")
+VALGRIND_CMD = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+                "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite", "--num-callers=30",
+                "--suppressions=" + str(Path(__file__).resolve().parent / "valgrind.supp")]
+TIMEOUT_SCALE = float(os.environ.get("RATEPOOL_TIMEOUT_SCALE") or (4 if VALGRIND else 1))
+
 _LIVE = set()
 _LIVE_LOCK = threading.Lock()
 
@@ -102,7 +112,9 @@ def wait_port(port, timeout=10.0, proc=None, what="process"):
 
 
 def wait_until(predicate, timeout=10.0, interval=0.05, message="condition"):
-    """Polls predicate() until it returns a true value, which is returned."""
+    """Polls predicate() until it returns a true value, which is returned.
+    The timeout is scaled by TIMEOUT_SCALE (valgrind)."""
+    timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
     while True:
         v = predicate()
@@ -408,7 +420,10 @@ class Mosquitto:
 # ---------------------------------------------------------------------------
 
 SANITIZER_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
-                          r"WARNING: ThreadSanitizer|SUMMARY: UndefinedBehaviorSanitizer")
+                          r"WARNING: ThreadSanitizer|SUMMARY: UndefinedBehaviorSanitizer|"
+                          r"==\d+== (ERROR SUMMARY: [1-9]|Invalid (read|write|free)|Conditional jump|"
+                          r"Use of uninitialised|Syscall param|Mismatched free|Source and destination overlap|"
+                          r"\S+ bytes in \S+ blocks are definitely lost)")
 
 
 def ratepool_binary():
@@ -481,7 +496,7 @@ class Ratepool:
         env = self.environment()
         first = self.proc is None
         self._log = open(os.path.join(self.dir, "ratepool.log"), "ab")
-        self.proc = subprocess.Popen([self.binary] + self.args, env=env, stdout=self._log,
+        self.proc = subprocess.Popen(self.command() + self.args, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.dir)
         _track(self.proc)
         if first:
@@ -490,9 +505,13 @@ class Ratepool:
             self.wait_for_log(wait_log, timeout)
         return self
 
+    def command(self):
+        """The binary, wrapped in valgrind when RATEPOOL_VALGRIND is set."""
+        return (VALGRIND_CMD if VALGRIND else []) + [self.binary]
+
     def stop(self, timeout=10.0):
         """SIGTERM, wait (SIGKILL after timeout); returns the exit status."""
-        rc = _stop_process(self.proc, timeout=timeout)
+        rc = _stop_process(self.proc, timeout=timeout * TIMEOUT_SCALE)
         if self._log:
             self._log.close()
             self._log = None
@@ -555,8 +574,8 @@ class Ratepool:
                 e.pop(k, None)
             else:
                 e[k] = str(v)
-        return subprocess.run([self.binary] + [str(a) for a in args], env=e, capture_output=True, text=True,
-                              timeout=timeout, cwd=self.dir, stdin=subprocess.DEVNULL)
+        return subprocess.run(self.command() + [str(a) for a in args], env=e, capture_output=True, text=True,
+                              timeout=timeout * TIMEOUT_SCALE, cwd=self.dir, stdin=subprocess.DEVNULL)
 
     def __enter__(self):
         return self.start() if self.proc is None else self
