@@ -610,6 +610,8 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 		if(done->job.scheduled)
 			s->next_poll = now + SCHED_WINDOW_INTERVAL_S;
 		return;
+static void untrack(struct daemon *d, struct series *s, int64_t now, const char *event);
+
 	}
 	if(!done->skipped)
 		health_fetch_done(&d->health, s->ref.provider, now, done->code, done->err.msg);
@@ -636,10 +638,8 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 	else {
 		if(done->code == RP_ENOTFOUND) {
 			s->not_found_until = now + d->cfg->negative_cache_s;
-			if(!s->configured && s->tracked) {
-				s->tracked = false;
-				d->n_tracked--;
-			}
+			if(!s->configured && s->tracked)
+				untrack(d, s, now, "series_not_found"); /* clears its topics and HA device */
 		}
 		if(!s->failures)
 			s->doc_dirty = true; /* published as stale */
@@ -882,13 +882,15 @@ static void recheck(struct daemon *d, struct series *s, int64_t now)
 	}
 }
 
-static void untrack(struct daemon *d, struct series *s, int64_t now)
+/* Stops refreshing and publishing a series; event names why
+ * ("series_idle", "series_not_found"). */
+static void untrack(struct daemon *d, struct series *s, int64_t now, const char *event)
 {
 	s->tracked = false;
 	d->n_tracked--;
 	publish_clear(d, s);
 	persist_tracking(d, s, now);
-	log_info("series_idle", "series=%s/%s", s->ref.provider, s->ref.id);
+	log_info(event, "series=%s/%s", s->ref.provider, s->ref.id);
 	d->health_dirty = true;
 }
 
@@ -925,7 +927,7 @@ static void run_timers(struct daemon *d)
 			continue;
 		if(!s->configured && d->cfg->series_idle_s > 0 && now - s->last_requested > d->cfg->series_idle_s &&
 		   !s->in_flight && !s->waiters) {
-			untrack(d, s, now);
+			untrack(d, s, now, "series_idle");
 			continue;
 		}
 		if(watch && !s->in_flight) {
