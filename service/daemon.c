@@ -592,6 +592,8 @@ hit:
 	return true;
 }
 
+static void untrack(struct daemon *d, struct series *s, int64_t now, const char *event);
+
 static void finish_flight(struct daemon *d, struct fetch_done *done)
 {
 	struct series *s = series_find(d, &done->job.ref);
@@ -610,7 +612,6 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 		if(done->job.scheduled)
 			s->next_poll = now + SCHED_WINDOW_INTERVAL_S;
 		return;
-static void untrack(struct daemon *d, struct series *s, int64_t now, const char *event);
 
 	}
 	if(!done->skipped)
