@@ -432,8 +432,11 @@ static void answer(struct daemon *d, struct series *s, const struct request *req
 			if(s->last_code == RP_EINVAL || s->last_code == RP_EAUTH || s->last_code == RP_EFORBIDDEN)
 				code = s->last_code;
 		}
-		rp_err_set(&err, code, "%s is unavailable and nothing is held for this range: %s", s->ref.provider,
-			   why);
+		if(code == RP_EUNAVAILABLE)
+			rp_err_set(&err, code, "%s is unavailable and nothing is held for this range: %s",
+				   s->ref.provider, why);
+		else
+			rp_err_set(&err, code, "%s", why); /* the refusal says it all; the upstream is up */
 		status = REQUEST_STATUS_ERROR;
 	}
 	else if(s->failures > 0 || (timed_out && l->n_missing) ||
@@ -523,13 +526,16 @@ static void refresh_complete_until(struct daemon *d, struct series *s)
 	}
 }
 
-/* True when every gap of the lookup lies inside r: a range another fetch
- * just asked for. A range nobody asked for yet is not blocked. */
-static bool gaps_within(const struct store_lookup *l, const struct store_range *r)
+/* True when there are gaps from the g0-th on and each lies inside r: a
+ * range another fetch just asked for. A range nobody asked for yet is
+ * not blocked. */
+static bool gaps_within(const struct store_lookup *l, size_t g0, const struct store_range *r)
 {
 	size_t i;
 
-	for(i = 0; i < l->n_missing; i++)
+	if(g0 >= l->n_missing)
+		return false;
+	for(i = g0; i < l->n_missing; i++)
 		if(l->missing[i].from < r->from || l->missing[i].to > r->to)
 			return false;
 	return true;
@@ -542,14 +548,19 @@ static bool serve_or_wait(struct daemon *d, struct series *s, struct pending *p,
 	struct store_lookup *l = &d->lookup;
 	const struct config *cfg = d->cfg;
 	int64_t age;
-	size_t i;
+	size_t i, g0 = 0; /* the first gap a fetch could fill */
 	bool future_only = true;
 
 	if(store_lookup(d->store, &p->req.ref, p->req.from, p->req.to, l)) {
 		answer_pending(d, s, p, false, false, now);
 		return true;
 	}
-	if(!l->n_missing && l->slots.n) {
+	/* A forecast has no past: gaps that ended before now cannot be
+	 * fetched, so they neither make a request wait nor cost a call. */
+	if(s->p->revisable)
+		while(g0 < l->n_missing && l->missing[g0].to <= now)
+			g0++;
+	if(g0 == l->n_missing && l->slots.n) {
 		if(!s->p->revisable)
 			goto hit;
 		age = now - l->newest_fetched_at;
@@ -564,19 +575,19 @@ static bool serve_or_wait(struct daemon *d, struct series *s, struct pending *p,
 	}
 	if(s->not_found_until > now || s->retry_at > now)
 		goto hit; /* negative cache or backoff: the answer says why */
-	for(i = 0; i < l->n_missing; i++)
+	for(i = g0; i < l->n_missing; i++)
 		if(l->missing[i].from < s->complete_until)
 			future_only = false;
 	if(l->slots.n && !s->p->revisable && future_only && s->last_success && !s->in_flight)
 		goto hit; /* not published yet: the scheduler polls for it */
-	if(!s->in_flight && s->gap_block_until > now && gaps_within(l, &s->gap_block_range))
+	if(!s->in_flight && s->gap_block_until > now && gaps_within(l, g0, &s->gap_block_range))
 		goto hit;
 
 	if(counted)
 		health_count(&d->health, s->in_flight ? HEALTH_COALESCED : HEALTH_MISSES, 1);
 	if(!s->in_flight) {
-		int64_t from = l->n_missing ? l->missing[0].from : p->req.from;
-		int64_t to = l->n_missing ? l->missing[l->n_missing - 1].to : p->req.to;
+		int64_t from = g0 < l->n_missing ? l->missing[g0].from : p->req.from;
+		int64_t to = g0 < l->n_missing ? l->missing[l->n_missing - 1].to : p->req.to;
 		start_fetch(d, s, from, to, false, s->p->revisable ? now - cfg->forecast_ttl_s : 0);
 		if(!s->in_flight)
 			goto hit;
@@ -654,8 +665,15 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 	}
 	refresh_complete_until(d, s);
 	schedule_next(d, s, now);
-	if(s->failures)
-		s->retry_at = s->next_poll;
+	if(s->failures) {
+		/* Requests may make the series ask again once the backoff has
+		 * passed, not only at the next scheduled poll, which can be
+		 * hours away (a daily tariff before its publication time). */
+		int64_t wait = sched_backoff(s->failures, s->seed, now);
+		if(s->retry_after > wait)
+			wait = s->retry_after > SCHED_RETRY_AFTER_MAX ? SCHED_RETRY_AFTER_MAX : s->retry_after;
+		s->retry_at = now + wait;
+	}
 
 	list = s->waiters;
 	s->waiters = NULL;
