@@ -52,9 +52,16 @@ WATTTIME_PASSWORD = "fake-password"
 # exit 99. Everything runs ~20x slower then, so waits are scaled by
 # TIMEOUT_SCALE (RATEPOOL_TIMEOUT_SCALE, default 4 under valgrind, else 1).
 VALGRIND = os.environ.get("RATEPOOL_VALGRIND", "") not in ("", "0")
+# With RATEPOOL_VALGRIND_DIR set, each process's report goes to
+# DIR/valgrind-<pid>.log (make memcheck reads them all afterwards), else
+# into the daemon's log.
 VALGRIND_CMD = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
                 "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite", "--num-callers=30",
                 "--suppressions=" + str(Path(__file__).resolve().parent / "valgrind.supp")]
+if os.environ.get("RATEPOOL_VALGRIND_DIR"):
+    os.makedirs(os.environ["RATEPOOL_VALGRIND_DIR"], exist_ok=True)
+    VALGRIND_CMD.append("--log-file=" + os.path.join(os.path.abspath(os.environ["RATEPOOL_VALGRIND_DIR"]),
+                                                     "valgrind-%p.log"))
 TIMEOUT_SCALE = float(os.environ.get("RATEPOOL_TIMEOUT_SCALE") or (4 if VALGRIND else 1))
 
 _LIVE = set()
