@@ -587,6 +587,8 @@ class MosquittoAcl(unittest.TestCase):
     def test_ratepool_logs_in_with_the_password_passwd_init_wrote(self):
         self.assertEqual(sub(self.port, "bob", "ratepool/status"), [("ratepool/status", "online")])
         self.assertIn("'ratepool'", Path(self.broker.log_path).read_text())
+        self.assertNotIn("mqtt_subscribe_refused", self.daemon.log())
+        self.assertNotIn("mqtt_connect_failed", self.daemon.log())
         lines = Path(self.broker.passwd).read_text().splitlines()
         self.assertEqual(sum(1 for x in lines if x.startswith("ratepool:")), 1)
         self.assertEqual(os.stat(self.broker.passwd).st_mode & 0o777, 0o600)
