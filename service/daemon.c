@@ -58,6 +58,7 @@
 #define CURRENT_EXPIRY_MARGIN_S 120
 #define DEMAND_PERSIST_S    60
 #define GAP_RETRY_S         60
+#define LEASE_POLL_RETRY_S  10
 
 /* A request waiting for an in-flight fetch. */
 struct pending {
@@ -90,6 +91,7 @@ struct series {
 	int last_code; /* of the last failed fetch */
 	long retry_after;
 	int64_t retry_at;       /* no request-driven fetch before this (backoff) */
+	struct store_range failed_range; /* what the last failed fetch asked for */
 	int64_t last_success;
 	int64_t not_found_until;
 	int64_t next_poll;
@@ -271,6 +273,7 @@ static void publish_current_price(struct daemon *d, struct series *s, int64_t no
 	char topic[PUBLISH_TOPIC_SIZE];
 	const struct slot *slot;
 	uint32_t expiry;
+	double left;
 
 	if(publish_topic_current(topic, sizeof(topic), d->cfg->topic_prefix, &s->ref))
 		return;
@@ -286,7 +289,12 @@ static void publish_current_price(struct daemon *d, struct series *s, int64_t no
 		return;
 	}
 	slot = &d->lookup.slots.v[0];
-	expiry = (uint32_t)(slot->end - now + CURRENT_EXPIRY_MARGIN_S);
+	/* The broker counts the expiry in real seconds: the same number at
+	 * real speed, fewer on an accelerated test clock (rounded up). */
+	left = rtime_real_seconds((double)(slot->end - now + CURRENT_EXPIRY_MARGIN_S));
+	expiry = left >= 1.0 ? (uint32_t)left : 1;
+	if(expiry < left)
+		expiry++;
 	if(mqtt_publish(d->mqtt, topic, d->buf.p, d->buf.len, 1, true, expiry) == 0) {
 		s->current_dirty = false;
 		if(s->missing_now)
@@ -471,7 +479,7 @@ static void answer_pending(struct daemon *d, struct series *s, struct pending *p
 /* --- fetching ------------------------------------------------------------ */
 
 static void start_fetch(struct daemon *d, struct series *s, int64_t from, int64_t to, bool scheduled,
-			int64_t fresh_after)
+			int64_t fresh_after, bool retry)
 {
 	struct fetch_job job;
 	int rc;
@@ -485,6 +493,7 @@ static void start_fetch(struct daemon *d, struct series *s, int64_t from, int64_
 	job.to = to;
 	job.fresh_after = fresh_after;
 	job.scheduled = scheduled;
+	job.retry = retry;
 	job.seq = ++d->flight_seq;
 	rc = fetcher_submit(d->fetcher, &job);
 	if(rc) {
@@ -569,7 +578,7 @@ static bool serve_or_wait(struct daemon *d, struct series *s, struct pending *p,
 		if(age <= cfg->forecast_ttl_s + cfg->stale_grace_s) {
 			/* Stale-while-revalidate: answer now, one refresh. */
 			if(!s->in_flight && s->retry_at <= now)
-				start_fetch(d, s, p->req.from, p->req.to, false, now - cfg->forecast_ttl_s);
+				start_fetch(d, s, p->req.from, p->req.to, false, now - cfg->forecast_ttl_s, false);
 			goto hit;
 		}
 	}
@@ -588,7 +597,7 @@ static bool serve_or_wait(struct daemon *d, struct series *s, struct pending *p,
 	if(!s->in_flight) {
 		int64_t from = g0 < l->n_missing ? l->missing[g0].from : p->req.from;
 		int64_t to = g0 < l->n_missing ? l->missing[l->n_missing - 1].to : p->req.to;
-		start_fetch(d, s, from, to, false, s->p->revisable ? now - cfg->forecast_ttl_s : 0);
+		start_fetch(d, s, from, to, false, s->p->revisable ? now - cfg->forecast_ttl_s : 0, s->failures > 0);
 		if(!s->in_flight)
 			goto hit;
 	}
@@ -620,10 +629,10 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 		/* Another process fetches this series: look at the store again
 		 * shortly; its answer will be there. */
 		s->recheck_at_ms = rtime_now_ms() + LEASE_RECHECK_MS;
+		/* Poll again shortly: it ends skipped, aligned on theirs. */
 		if(done->job.scheduled)
-			s->next_poll = now + SCHED_WINDOW_INTERVAL_S;
+			s->next_poll = now + LEASE_POLL_RETRY_S;
 		return;
-
 	}
 	if(!done->skipped)
 		health_fetch_done(&d->health, s->ref.provider, now, done->code, done->err.msg);
@@ -664,7 +673,10 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 			 s->ref.id, rp_code_name(done->code), s->failures, done->upstream_calls, done->err.msg);
 	}
 	refresh_complete_until(d, s);
-	schedule_next(d, s, now);
+	/* A poll (ours, or another process's that made ours unnecessary)
+	 * schedules the next one from its start, so processes sharing a store
+	 * agree on the instant and the lease makes it one upstream call. */
+	schedule_next(d, s, done->code == 0 && done->job.scheduled && done->polled_at ? done->polled_at : now);
 	if(s->failures) {
 		/* Requests may make the series ask again once the backoff has
 		 * passed, not only at the next scheduled poll, which can be
@@ -673,6 +685,13 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 		if(s->retry_after > wait)
 			wait = s->retry_after > SCHED_RETRY_AFTER_MAX ? SCHED_RETRY_AFTER_MAX : s->retry_after;
 		s->retry_at = now + wait;
+		/* ... and the series asks again by itself then, for what
+		 * failed: otherwise stale data and degraded health would last
+		 * until that next scheduled poll with nobody asking. */
+		if(s->retry_at < s->next_poll)
+			s->next_poll = s->retry_at;
+		s->failed_range.from = done->job.from;
+		s->failed_range.to = done->job.to;
 	}
 
 	list = s->waiters;
@@ -961,10 +980,13 @@ static void run_timers(struct daemon *d)
 		}
 		if(!s->in_flight && !d->draining && s->next_poll <= now) {
 			struct store_range r;
+			bool retry = s->failures && s->failed_range.from < s->failed_range.to;
 			sched_poll_range(s->p, now, s->complete_until, 0, &r);
+			if(retry)
+				r = s->failed_range;
 			if(r.from < r.to)
 				start_fetch(d, s, r.from, r.to, true,
-					    s->p->revisable ? now - d->cfg->forecast_ttl_s : 0);
+					    s->p->revisable ? now - d->cfg->forecast_ttl_s : 0, retry);
 			if(!s->in_flight)
 				schedule_next(d, s, now);
 		}
@@ -1086,6 +1108,13 @@ static void drain(struct daemon *d)
 	while(d->n_pending && rtime_now_ms() < deadline) {
 		queue_wait(d->inbox, TICK_MS);
 		drain_done(d);
+		/* Requests arriving meanwhile are refused (busy) at once
+		 * rather than left to time out unanswered. */
+		while((m = queue_pop(d->inbox))) {
+			if(!discovery_handle(d->disc, m, rtime_now_ms()))
+				handle_message(d, m);
+			mqtt_msg_free(m);
+		}
 		run_timers(d);
 	}
 	FOR_EACH_SERIES(d, s)

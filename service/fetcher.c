@@ -47,8 +47,9 @@ static void poll_marker_key(const struct series_ref *ref, char *out, size_t n)
 }
 
 /* When another process polled this series successfully a moment ago, a
- * scheduled poll here would repeat its upstream call. */
-static bool polled_recently_elsewhere(struct store *s, const struct series_ref *ref, int64_t now)
+ * scheduled poll here would repeat its upstream call. *at: that poll's
+ * start, when recent. */
+static bool polled_recently_elsewhere(struct store *s, const struct series_ref *ref, int64_t now, int64_t *at)
 {
 	char key[128];
 	char *val = NULL;
@@ -61,7 +62,11 @@ static bool polled_recently_elsewhere(struct store *s, const struct series_ref *
 		long long t;
 		errno = 0;
 		t = strtoll(val, &end, 10);
-		recent = !errno && end != val && t <= now && now - t < FETCHER_SHARED_POLL_S;
+		/* Either side of now: processes on an accelerated test clock
+		 * disagree by their start-up time times the speed. */
+		recent = !errno && end != val && t > now - FETCHER_SHARED_POLL_S && t < now + FETCHER_SHARED_POLL_S;
+		if(recent)
+			*at = (int64_t)t;
 	}
 	free(val);
 	return recent;
@@ -79,15 +84,23 @@ static void mark_polled(struct store *s, const struct series_ref *ref, int64_t n
 }
 
 /* True when the store already answers the job: covered, and for revisable
- * data fetched recently enough. */
-static bool already_held(struct store *s, const struct fetch_job *job)
+ * data fetched recently enough. *future_only: what is missing all lies at
+ * or after the end of the last slot held (not published yet, most likely). */
+static bool already_held(struct store *s, const struct fetch_job *job, bool *future_only)
 {
 	struct store_lookup l;
+	int64_t cu = 0;
 	bool held;
+	size_t i;
 
 	store_lookup_init(&l);
 	held = store_lookup(s, &job->ref, job->from, job->to, &l) == 0 && l.n_missing == 0 &&
 	       l.slots.n > 0 && (job->fresh_after == 0 || l.fetched_at >= job->fresh_after);
+	*future_only = !held && l.n_missing > 0 && !l.truncated_missing &&
+		       store_complete_until(s, &job->ref, &cu) == 0 && cu > 0;
+	for(i = 0; *future_only && i < l.n_missing; i++)
+		if(l.missing[i].from < cu)
+			*future_only = false;
 	store_lookup_free(&l);
 	return held;
 }
@@ -97,6 +110,7 @@ static void run_job(struct fetcher *f, const struct fetch_job *job, struct fetch
 	struct provider_result res;
 	char lease[96];
 	int64_t now = rtime_now();
+	bool future_only = false;
 	int rc;
 
 	provider_result_init(&res);
@@ -111,8 +125,12 @@ static void run_job(struct fetcher *f, const struct fetch_job *job, struct fetch
 		 * serve its clients: fetch without the lease, say why. */
 		log_warn("lease_failed", "series=%s error=\"%s\"", lease, rp_strerror(rc));
 	}
-	if(already_held(f->store, job) ||
-	   (job->scheduled && polled_recently_elsewhere(f->store, &job->ref, now))) {
+	/* A gap past the end of the data that a fetch of this series (here or
+	 * in another process sharing the store) just failed to fill is not
+	 * published yet: a request-driven fetch for it would repeat that call. */
+	if(already_held(f->store, job, &future_only) ||
+	   ((job->scheduled || future_only) && !job->retry &&
+	    polled_recently_elsewhere(f->store, &job->ref, now, &d->polled_at))) {
 		d->skipped = true;
 		goto release;
 	}
@@ -131,6 +149,7 @@ static void run_job(struct fetcher *f, const struct fetch_job *job, struct fetch
 		}
 	}
 	mark_polled(f->store, &job->ref, now);
+	d->polled_at = now;
 release:
 	if(!rc)
 		store_lease_release(f->store, lease, f->owner);

@@ -13,7 +13,9 @@
  *      job.fresh_after) another process fetched it meanwhile, so the job
  *      ends with `skipped` and no upstream call; a scheduled poll also
  *      ends skipped when another process polled the series successfully
- *      less than FETCHER_SHARED_POLL_S ago;
+ *      less than FETCHER_SHARED_POLL_S ago, and so does any job whose
+ *      missing part lies wholly after the last slot held (data not
+ *      published yet: that fetch just asked for it);
  *   3. runs provider_fetch (which sorts and validates) and writes a
  *      non-empty answer to the store as one fetch group; an empty or
  *      refused answer writes nothing, so held slots are never lost;
@@ -42,6 +44,8 @@ struct fetch_job {
 	int64_t to;
 	int64_t fresh_after; /* revisable data: held slots fetched before this are not enough */
 	bool scheduled;      /* a scheduled poll (vs. a gap fill for requests) */
+	bool retry;          /* asks again for a range that failed: a recent
+				poll of the series does not make it unnecessary */
 	uint64_t seq;        /* the caller's flight number, echoed */
 };
 
@@ -55,6 +59,11 @@ struct fetch_done {
 	size_t slots;           /* slots in the answer */
 	struct store_write_result written;
 	int64_t fetched_at;
+	/* A poll that succeeded or was skipped because of a recent one: when
+	 * that poll started (the marker shared through the store), so that
+	 * processes sharing a store schedule the next poll from the same
+	 * instant instead of drifting apart; 0 otherwise. */
+	int64_t polled_at;
 };
 
 /* Called on a worker thread with a malloc'd result the callee owns (frees

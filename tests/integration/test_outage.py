@@ -171,7 +171,10 @@ class OutageWithPricesHeld(unittest.TestCase):
         doc = wait_until(lambda: (lambda d: d if d and not d["stale"] else None)(svc.last_published(AGILE_DOC)),
                          timeout=10, message="a price document with stale false")
         self.assertEqual(json.loads(mqtt_retained(svc.broker.port, AGILE_DOC))["stale"], False)
-        self.assertGreater(doc["complete_until"], good["rates"][-1]["end"], "the poll brought tomorrow")
+        # The retry of the failed range recovers first; the next poll in
+        # the publication window brings tomorrow.
+        wait_until(lambda: svc.last_published(AGILE_DOC)["complete_until"] > good["rates"][-1]["end"],
+                   timeout=15 * SCALE, message="a poll to bring tomorrow")
         wait_until(lambda: (svc.last_published("ratepool/health") or {}).get("status") == "healthy", timeout=10,
                    message="P/health healthy")
         reply = svc.ask()
@@ -202,6 +205,27 @@ class OutageWithPricesHeld(unittest.TestCase):
         self.assertEqual(svc.ask()["status"], "ok", "a success clears the stale mark")
         wait_until(lambda: svc.last_published(AGILE_DOC) and not svc.last_published(AGILE_DOC)["stale"],
                    timeout=10, message="the price document no longer stale")
+        svc.daemon.assert_clean()
+
+
+    def test_a_failed_fetch_is_retried_by_itself_after_the_backoff_with_nobody_asking(self):
+        # Stale data and degraded health must not last until the next
+        # scheduled poll (16:00 here) just because nobody asks again.
+        svc = Service(self, clock="2026-11-21T12:30:00Z,60", env={"RATEPOOL_RETRY_MAX_ATTEMPTS": 1})
+        self.assertEqual(svc.ask()["status"], "ok")
+        svc.fake.fault("octopus_rates", "status", times=1, status=503)
+        self.assertEqual(svc.ask(payload=UNHELD)["error"]["code"], "upstream_unavailable")
+        self.assertEqual(svc.fake.call_count("octopus_rates"), 2)
+        wait_until(lambda: svc.last_published(AGILE_DOC) and svc.last_published(AGILE_DOC)["stale"],
+                   timeout=10, message="the price document marked stale")
+        wait_until(lambda: svc.fake.call_count("octopus_rates") == 3, timeout=10 * SCALE,
+                   message="ratepool to retry the failed range by itself")
+        wait_until(lambda: not svc.last_published(AGILE_DOC)["stale"], timeout=10 * SCALE,
+                   message="the price document no longer stale")
+        self.assertEqual(svc.health()[0], 0)
+        r = svc.ask(payload=UNHELD)
+        self.assertEqual(r["status"], "ok", r)
+        self.assertEqual(svc.fake.call_count("octopus_rates"), 3, "the retried range is now held")
         svc.daemon.assert_clean()
 
 
