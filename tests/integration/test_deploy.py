@@ -689,8 +689,14 @@ class StoreBackup(unittest.TestCase):
             "RATEPOOL_OCTOPUS_URL": dead, "RATEPOOL_TIBBER_URL": dead, "RATEPOOL_WATTTIME_URL": dead,
             "RATEPOOL_AEMO_URL": dead, "RATEPOOL_ENERGYCHARTS_URL": dead,
         }).start(wait_log="started")
-        second = json.loads(mqtt_rr(broker.port, "restored/request/energycharts/DE-LU", "it/backup/2",
-                                    json.dumps({"from": first["from"], "to": first["to"]}), timeout=15))
+        # "online" comes after its request subscription is in place.
+        wait_until(lambda: mqtt_sub(broker.port, "restored/status", count=1, timeout=1) == [("restored/status",
+                                                                                              "online")],
+                   15, 0.1, "the restored ratepool online")
+        answer = mqtt_rr(broker.port, "restored/request/energycharts/DE-LU", "it/backup/2",
+                         json.dumps({"from": first["from"], "to": first["to"]}), timeout=15)
+        self.assertIsNotNone(answer, restored.log()[-3000:])
+        second = json.loads(answer)
         self.assertEqual(second["rates"], first["rates"])
         restored.assert_clean()
         daemon.assert_clean()
