@@ -760,6 +760,12 @@ static void persist_tracking(struct daemon *d, struct series *s, int64_t now)
 		rec.zone = s->p->zone;
 		rec.created_at = now;
 	}
+	else if((rec.tracked != 0) == s->tracked && rec.last_requested == s->last_requested) {
+		/* Unchanged, e.g. every series a warm start loads: a durable
+		 * write each made a restart with 1,000 series take seconds. */
+		s->demand_persisted = now;
+		return;
+	}
 	rec.tracked = s->tracked;
 	rec.last_requested = s->last_requested;
 	if(store_series_put(d->store, &rec) == 0)
