@@ -79,6 +79,7 @@ struct conn {
 struct slot {
 	uint64_t id; /* sequence number of the request in flight */
 	int64_t sent_ns;
+	size_t topic; /* index into topics: the send order, round-robin */
 	bool active;
 };
 
@@ -401,7 +402,7 @@ static void record_reply(struct loadgen *g, const char *payload, size_t n, int64
 
 /* Claims slot s for its next request; lock held. Returns false when no
  * more requests may be sent. */
-static bool claim(struct loadgen *g, long s, uint64_t *id)
+static bool claim(struct loadgen *g, long s, uint64_t *id, size_t *topic)
 {
 	struct slot *sl = &g->slots[s];
 
@@ -416,18 +417,20 @@ static bool claim(struct loadgen *g, long s, uint64_t *id)
 	else
 		sl->id += (uint64_t)g->nslots;
 	sl->active = true;
+	sl->topic = (size_t)(g->sent % g->ntopics);
 	sl->sent_ns = now_ns();
 	if(!g->sent)
 		g->first_send_ns = sl->sent_ns;
 	g->sent++;
 	g->active++;
 	*id = sl->id;
+	*topic = sl->topic;
 	return true;
 }
 
 /* Sends request `id` of slot s; lock not held. A refused send is counted
  * and its slot freed at once. */
-static void send_request(struct loadgen *g, long s, uint64_t id)
+static void send_request(struct loadgen *g, long s, uint64_t id, size_t topic)
 {
 	struct conn *c = &g->conns[s % g->nconns];
 	MQTTAsync_message msg = MQTTAsync_message_initializer;
@@ -453,7 +456,7 @@ static void send_request(struct loadgen *g, long s, uint64_t id)
 	/* With MQTT 5 paho sends the properties it finds in the response
 	 * options (sendMessage copies msg.properties there): without them the
 	 * request would go out with neither property. */
-	rc = MQTTAsync_sendMessage(c->client, g->topics[id % g->ntopics], &msg, &ro);
+	rc = MQTTAsync_sendMessage(c->client, g->topics[topic], &msg, &ro);
 	MQTTProperties_free(&msg.properties);
 	if(rc != MQTTASYNC_SUCCESS) {
 		pthread_mutex_lock(&g->lock);
@@ -475,6 +478,7 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 	int64_t t = now_ns();
 	MQTTProperty *cd = MQTTProperties_getProperty(&m->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
 	uint64_t id = 0, next = 0;
+	size_t tix = 0;
 	bool ok = false, again = false;
 	long s = 0;
 
@@ -499,14 +503,14 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 			g->last_reply_ns = t;
 			record_reply(g, m->payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0,
 			             t - g->slots[s].sent_ns);
-			again = claim(g, s, &next);
+			again = claim(g, s, &next, &tix);
 		} else
 			g->late++;
 	} else
 		g->unparsable++;
 	pthread_mutex_unlock(&g->lock);
 	if(again)
-		send_request(g, s, next);
+		send_request(g, s, next, tix);
 	MQTTAsync_freeMessage(&m);
 	MQTTAsync_free(topic);
 	return 1;
@@ -751,6 +755,7 @@ static void expire(struct loadgen *g, int64_t t)
 
 	for(s = 0; s < g->nslots; s++) {
 		uint64_t next;
+		size_t topic;
 		bool again = false;
 
 		pthread_mutex_lock(&g->lock);
@@ -759,11 +764,11 @@ static void expire(struct loadgen *g, int64_t t)
 			g->active--;
 			g->timeouts++;
 			if(!g->herd)
-				again = claim(g, s, &next);
+				again = claim(g, s, &next, &topic);
 		}
 		pthread_mutex_unlock(&g->lock);
 		if(again)
-			send_request(g, s, next);
+			send_request(g, s, next, topic);
 	}
 }
 
@@ -871,13 +876,14 @@ static void send_due(struct loadgen *g)
 
 	for(s = 0; s < g->nslots; s++) {
 		uint64_t id;
+		size_t topic;
 		bool ok;
 
 		pthread_mutex_lock(&g->lock);
-		ok = !g->slots[s].active && claim(g, s, &id);
+		ok = !g->slots[s].active && claim(g, s, &id, &topic);
 		pthread_mutex_unlock(&g->lock);
 		if(ok)
-			send_request(g, s, id);
+			send_request(g, s, id, topic);
 	}
 }
 
@@ -892,14 +898,15 @@ static int run(struct loadgen *g)
 	/* The first request of every slot; the rest follow replies. */
 	for(s = 0; s < g->nslots; s++) {
 		uint64_t id;
+		size_t topic;
 		bool ok;
 
 		pthread_mutex_lock(&g->lock);
-		ok = claim(g, s, &id);
+		ok = claim(g, s, &id, &topic);
 		pthread_mutex_unlock(&g->lock);
 		if(!ok)
 			break;
-		send_request(g, s, id);
+		send_request(g, s, id, topic);
 	}
 	for(;;) {
 		int64_t t = now_ns();
