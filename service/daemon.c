@@ -28,6 +28,7 @@
 #include "ratepool/http.h"
 #include "ratepool/log.h"
 #include "ratepool/mqtt.h"
+#include "ratepool/octopus.h"
 #include "ratepool/provider.h"
 #include "ratepool/publish.h"
 #include "ratepool/queue.h"
@@ -111,6 +112,17 @@ struct series {
 	int64_t published_complete_until;
 };
 
+/* Requests naming an Octopus account alias, waiting for its record. */
+struct account_wait {
+	char alias[SERIES_ID_MAX + 1];
+	bool in_flight;
+	uint64_t seq;
+	int64_t retry_at; /* a failed lookup is not repeated before this */
+	int last_code;
+	char last_error[256];
+	struct pending *waiters;
+};
+
 struct daemon {
 	const struct config *cfg;
 	struct store *store;
@@ -123,6 +135,7 @@ struct daemon {
 	struct discovery *disc; /* NULL: Home Assistant discovery off */
 	struct health health;
 	struct request_limits limits;
+	struct account_wait accounts[CONFIG_MAX_ACCOUNTS];
 
 	struct series *buckets[SERIES_BUCKETS];
 	size_t n_series;
@@ -730,6 +743,8 @@ static void on_fetch_done(struct fetch_done *done, void *arg)
 	queue_wake(d->inbox);
 }
 
+static void finish_account(struct daemon *d, struct fetch_done *done);
+
 static void drain_done(struct daemon *d)
 {
 	struct done_node *list, *node;
@@ -740,7 +755,10 @@ static void drain_done(struct daemon *d)
 	pthread_mutex_unlock(&d->done_lock);
 	while((node = list)) {
 		list = node->next;
-		finish_flight(d, node->done);
+		if(node->done->job.account)
+			finish_account(d, node->done);
+		else
+			finish_flight(d, node->done);
 		free(node->done);
 		free(node);
 	}
@@ -827,10 +845,154 @@ static struct series *demand(struct daemon *d, const struct series_ref *ref, int
 	return s;
 }
 
+/* Sends the error reply to a request that goes no further, and frees it. */
+static void refuse(struct daemon *d, struct pending *p, const struct rp_err *err)
+{
+	send_reply(d, &p->req, p->reply_topic, p->corr, p->corr_len, p->qos, REQUEST_STATUS_ERROR, NULL, "", 0,
+		   NULL, 0, err);
+	pending_free(p);
+}
+
+/* A valid request for a series: registers demand, then answers or waits. */
+static void admit(struct daemon *d, struct pending *p, int64_t now)
+{
+	struct series *s;
+	struct rp_err err;
+
+	rp_err_clear(&err);
+	s = demand(d, &p->req.ref, now, &err);
+	if(!s) {
+		refuse(d, p, &err);
+		return;
+	}
+	if(d->n_pending >= PENDING_MAX) {
+		rp_err_set(&err, RP_EBUSY, "too many requests waiting");
+		refuse(d, p, &err);
+		return;
+	}
+	d->n_pending++;
+	p->deadline_ms = rtime_now_ms() + d->cfg->request_wait_ms;
+	serve_or_wait(d, s, p, now, true);
+}
+
+static struct account_wait *account_find(struct daemon *d, const char *alias)
+{
+	int i;
+
+	for(i = 0; i < d->cfg->account_count; i++)
+		if(!strcmp(d->accounts[i].alias, alias))
+			return &d->accounts[i];
+	return NULL;
+}
+
+/* A request naming an Octopus account alias is answered from the shared
+ * cache of the tariff that applies: the account's record (which tariff
+ * when, refreshed every few hours off this thread) turns it into a request
+ * for that tariff. A range crossing a tariff change is answered up to the
+ * change; the reply's "to" says where. */
+static void resolve_alias(struct daemon *d, struct account_wait *a, struct pending *p, int64_t now)
+{
+	struct octopus_tariff_span spans[4];
+	struct fetch_job job;
+	struct rp_err err;
+	size_t n = 0;
+	int rc;
+
+	rp_err_clear(&err);
+	rc = octopus_account_tariffs_cached(&d->ctx, a->alias, p->req.from, p->req.to, spans, 4, &n, &err);
+	if(rc == RP_ENOENT) {
+		if(a->retry_at > now) {
+			rp_err_set(&err, a->last_code, "%s", a->last_error);
+			refuse(d, p, &err);
+			return;
+		}
+		if(!a->in_flight) {
+			memset(&job, 0, sizeof(job));
+			job.provider = provider_find("octopus");
+			job.account = true;
+			job.seq = ++d->flight_seq;
+			if(series_ref_set(&job.ref, "octopus", a->alias) || fetcher_submit(d->fetcher, &job)) {
+				rp_err_set(&err, RP_EBUSY, "the account lookup could not be queued");
+				refuse(d, p, &err);
+				return;
+			}
+			a->in_flight = true;
+			a->seq = job.seq;
+		}
+		p->deadline_ms = rtime_now_ms() + d->cfg->request_wait_ms;
+		p->next = a->waiters;
+		a->waiters = p;
+		return;
+	}
+	if(!rc && !n)
+		rc = rp_err_set(&err, RP_ENOTFOUND, "account '%s' has no electricity import tariff in that range",
+				a->alias);
+	if(!rc && (!series_id_valid(spans[0].tariff_code) || spans[0].from >= spans[0].to))
+		rc = rp_err_set(&err, RP_EGARBAGE, "account '%s' names an unusable tariff", a->alias);
+	if(rc) {
+		refuse(d, p, &err);
+		return;
+	}
+	snprintf(p->req.ref.id, sizeof(p->req.ref.id), "%s", spans[0].tariff_code);
+	p->req.from = spans[0].from;
+	p->req.to = spans[0].to;
+	admit(d, p, now);
+}
+
+/* The account record was refreshed (or could not be): the requests that
+ * waited for it go on, or get its error. */
+static void finish_account(struct daemon *d, struct fetch_done *done)
+{
+	struct account_wait *a = account_find(d, done->job.ref.id);
+	int64_t now = rtime_now();
+	struct pending *list, *p;
+
+	if(done->upstream_calls)
+		health_count(&d->health, HEALTH_UPSTREAM_CALLS, (uint64_t)done->upstream_calls);
+	if(!a || done->job.seq != a->seq)
+		return;
+	a->in_flight = false;
+	if(done->code) {
+		a->retry_at = now + GAP_RETRY_S;
+		a->last_code = done->code;
+		snprintf(a->last_error, sizeof(a->last_error), "%s", done->err.msg);
+		log_warn("account_failed", "alias=%s code=%s msg=\"%s\"", a->alias, rp_code_name(done->code),
+			 done->err.msg);
+	}
+	list = a->waiters;
+	a->waiters = NULL;
+	while((p = list)) {
+		list = p->next;
+		resolve_alias(d, a, p, now);
+	}
+}
+
+/* Account lookups that did not answer within the bounded wait. */
+static void expire_account_waiters(struct daemon *d, int64_t now_ms, bool all)
+{
+	struct rp_err err;
+	int i;
+
+	rp_err_clear(&err);
+	rp_err_set(&err, RP_EUNAVAILABLE, "the Octopus account lookup did not answer in time");
+	for(i = 0; i < d->cfg->account_count; i++) {
+		struct pending **pp = &d->accounts[i].waiters;
+		while(*pp) {
+			struct pending *p = *pp;
+			if(all || p->deadline_ms <= now_ms) {
+				*pp = p->next;
+				refuse(d, p, &err);
+			}
+			else
+				pp = &p->next;
+		}
+	}
+}
+
 static void handle_message(struct daemon *d, struct mqtt_msg *m)
 {
 	struct pending *p = NULL;
-	struct series *s;
+	struct account_wait *a;
 	struct rp_err err;
 	const char *topic = NULL;
 	int64_t now = rtime_now();
@@ -862,34 +1024,19 @@ static void handle_message(struct daemon *d, struct mqtt_msg *m)
 		}
 	}
 	if(rc) {
-		send_reply(d, &p->req, p->reply_topic, p->corr, p->corr_len, p->qos, REQUEST_STATUS_ERROR, NULL, "",
-			   0, NULL, 0, &err);
-		goto refused;
+		refuse(d, p, &err);
+		return;
 	}
 	if(d->draining) {
 		rp_err_set(&err, RP_EBUSY, "ratepool is shutting down");
-		send_reply(d, &p->req, p->reply_topic, p->corr, p->corr_len, p->qos, REQUEST_STATUS_ERROR, NULL, "",
-			   0, NULL, 0, &err);
-		goto refused;
+		refuse(d, p, &err);
+		return;
 	}
-	s = demand(d, &p->req.ref, now, &err);
-	if(!s) {
-		send_reply(d, &p->req, p->reply_topic, p->corr, p->corr_len, p->qos, REQUEST_STATUS_ERROR, NULL, "",
-			   0, NULL, 0, &err);
-		goto refused;
+	if(!strcmp(p->req.ref.provider, "octopus") && (a = account_find(d, p->req.ref.id))) {
+		resolve_alias(d, a, p, now);
+		return;
 	}
-	if(d->n_pending >= PENDING_MAX) {
-		rp_err_set(&err, RP_EBUSY, "too many requests waiting");
-		send_reply(d, &p->req, p->reply_topic, p->corr, p->corr_len, p->qos, REQUEST_STATUS_ERROR, NULL, "",
-			   0, NULL, 0, &err);
-		goto refused;
-	}
-	d->n_pending++;
-	p->deadline_ms = rtime_now_ms() + d->cfg->request_wait_ms;
-	serve_or_wait(d, s, p, now, true);
-	return;
-refused:
-	pending_free(p);
+	admit(d, p, now);
 }
 
 /* --- timers -------------------------------------------------------------- */
@@ -958,6 +1105,7 @@ static void run_timers(struct daemon *d)
 	}
 	if(watch)
 		d->next_watch = now + WATCH_INTERVAL_S;
+	expire_account_waiters(d, now_ms, false);
 	if(connected)
 		discovery_tick(d->disc, now_ms);
 
@@ -1128,6 +1276,7 @@ static void drain(struct daemon *d)
 		if(s->waiters)
 			expire_waiters(d, s, rtime_now(), rtime_now_ms(), true);
 	}
+	expire_account_waiters(d, rtime_now_ms(), true);
 }
 
 static void install_signals(struct queue *q)
@@ -1174,6 +1323,13 @@ static void free_series(struct daemon *d)
 		free(s);
 	}
 	memset(d->buckets, 0, sizeof(d->buckets));
+	for(int i = 0; i < CONFIG_MAX_ACCOUNTS; i++) {
+		struct pending *p;
+		while((p = d->accounts[i].waiters)) {
+			d->accounts[i].waiters = p->next;
+			pending_free(p);
+		}
+	}
 }
 
 int daemon_run(const struct config *cfg)
@@ -1198,6 +1354,8 @@ int daemon_run(const struct config *cfg)
 	health_init(&d->health, rtime_now(), RATEPOOL_VERSION);
 	gethostname(host, sizeof(host) - 1);
 	snprintf(d->owner, sizeof(d->owner), "%s:%ld:%" PRId64, host, (long)getpid(), rtime_now_ms());
+	for(int i = 0; i < cfg->account_count && i < CONFIG_MAX_ACCOUNTS; i++)
+		snprintf(d->accounts[i].alias, sizeof(d->accounts[i].alias), "%s", cfg->accounts[i].alias);
 	d->limits.max_range_s = cfg->request_max_range_s;
 	d->limits.discovery_prefix = cfg->discovery_prefix;
 

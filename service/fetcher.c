@@ -1,6 +1,7 @@
 /* fetcher.c - upstream fetches on worker threads, under the store's lease. */
 #include "ratepool/fetcher.h"
 #include "ratepool/log.h"
+#include "ratepool/octopus.h"
 #include "ratepool/rtime.h"
 
 #include <errno.h>
@@ -114,6 +115,12 @@ static void run_job(struct fetcher *f, const struct fetch_job *job, struct fetch
 	int rc;
 
 	provider_result_init(&res);
+	if(job->account) {
+		struct octopus_tariff_span span;
+		size_t n = 0;
+		d->code = octopus_account_tariffs(f->ctx, job->ref.id, now, now + 1, &span, 1, &n, &d->err);
+		goto out;
+	}
 	lease_name(&job->ref, lease, sizeof(lease));
 	rc = store_lease_acquire(f->store, lease, f->owner, now, f->lease_ttl_s);
 	if(rc == RP_EBUSY) {

@@ -44,6 +44,8 @@ struct fetch_job {
 	int64_t to;
 	int64_t fresh_after; /* revisable data: held slots fetched before this are not enough */
 	bool scheduled;      /* a scheduled poll (vs. a gap fill for requests) */
+	bool account;        /* refresh the record of the Octopus account alias
+				ref.id names (which tariff when), nothing else */
 	bool retry;          /* asks again for a range that failed: a recent
 				poll of the series does not make it unnecessary */
 	uint64_t seq;        /* the caller's flight number, echoed */

@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
@@ -848,9 +849,10 @@ static int account_number_ok(const char *number)
 }
 
 /* The import agreements of the account behind `alias`, from the store
- * while younger than OCTOPUS_ACCOUNT_TTL_S, else from the upstream. */
+ * while younger than OCTOPUS_ACCOUNT_TTL_S, else from the upstream (or,
+ * without `network`, RP_ENOENT). */
 static int account_agreements(const struct provider_ctx *ctx, const char *alias, struct octopus_agreement *ag,
-                              size_t max, size_t *n, int *calls, struct rp_err *err)
+                              size_t max, size_t *n, int *calls, bool network, struct rp_err *err)
 {
 	const struct config_account *acc = ctx->cfg ? config_account_find(ctx->cfg, alias) : NULL;
 	char key[sizeof(ACCOUNT_KEY_PREFIX) + SERIES_ID_MAX + 1];
@@ -885,6 +887,8 @@ static int account_agreements(const struct provider_ctx *ctx, const char *alias,
 		stored = NULL;
 	}
 	*n = 0;
+	if(!network)
+		return rp_err_set(err, RP_ENOENT, "the record of account '%s' is not cached", alias);
 	if(!ctx->cfg || !ctx->cfg->octopus_api_key || !*ctx->cfg->octopus_api_key)
 		return rp_err_set(err, RP_EINVAL, "account '%s' needs RATEPOOL_OCTOPUS_API_KEY", alias);
 	while(blen && base[blen - 1] == '/')
@@ -965,8 +969,9 @@ static int spans_of(const struct octopus_agreement *ag, size_t nag, int64_t from
 	return 0;
 }
 
-int octopus_account_tariffs(const struct provider_ctx *ctx, const char *alias, int64_t from, int64_t to,
-                            struct octopus_tariff_span *spans, size_t max, size_t *n, struct rp_err *err)
+static int account_tariffs(const struct provider_ctx *ctx, const char *alias, int64_t from, int64_t to,
+                           struct octopus_tariff_span *spans, size_t max, size_t *n, bool network,
+                           struct rp_err *err)
 {
 	struct octopus_agreement *ag = NULL, *sp = NULL;
 	size_t nag = 0, nsp = 0, i;
@@ -980,7 +985,7 @@ int octopus_account_tariffs(const struct provider_ctx *ctx, const char *alias, i
 		rc = rp_err_set(err, RP_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = account_agreements(ctx, alias, ag, OCTOPUS_MAX_AGREEMENTS, &nag, &calls, err);
+	rc = account_agreements(ctx, alias, ag, OCTOPUS_MAX_AGREEMENTS, &nag, &calls, network, err);
 	if(!rc)
 		rc = spans_of(ag, nag, from, to, sp, OCTOPUS_MAX_AGREEMENTS, &nsp, err);
 	if(rc)
@@ -1001,6 +1006,19 @@ out:
 	return rc;
 }
 
+int octopus_account_tariffs(const struct provider_ctx *ctx, const char *alias, int64_t from, int64_t to,
+                            struct octopus_tariff_span *spans, size_t max, size_t *n, struct rp_err *err)
+{
+	return account_tariffs(ctx, alias, from, to, spans, max, n, true, err);
+}
+
+int octopus_account_tariffs_cached(const struct provider_ctx *ctx, const char *alias, int64_t from, int64_t to,
+                                   struct octopus_tariff_span *spans, size_t max, size_t *n,
+                                   struct rp_err *err)
+{
+	return account_tariffs(ctx, alias, from, to, spans, max, n, false, err);
+}
+
 /* --- the provider -------------------------------------------------------- */
 
 static int fetch_account(const struct provider_ctx *ctx, const char *alias, int64_t from, int64_t to,
@@ -1016,7 +1034,7 @@ static int fetch_account(const struct provider_ctx *ctx, const char *alias, int6
 		rc = rp_err_set(err, RP_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = account_agreements(ctx, alias, ag, OCTOPUS_MAX_AGREEMENTS, &nag, &res->upstream_calls, err);
+	rc = account_agreements(ctx, alias, ag, OCTOPUS_MAX_AGREEMENTS, &nag, &res->upstream_calls, true, err);
 	if(!rc)
 		rc = spans_of(ag, nag, from, to, sp, OCTOPUS_MAX_AGREEMENTS, &nsp, err);
 	for(i = 0; !rc && i < nsp; i++) {
