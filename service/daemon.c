@@ -281,17 +281,46 @@ static void publish_doc(struct daemon *d, struct series *s, int64_t now)
 	publish_discovery(d, s, now);
 }
 
+/* The price that is "now" for a series, in d->lookup: the slot holding
+ * now; for rolling actuals that appear only after their interval ends
+ * (AEMO dispatch), the latest slot while it ended at most two periods and
+ * the publication delay ago. *valid_until: when it stops being current.
+ * NULL when there is none. */
+static const struct slot *current_slot(struct daemon *d, struct series *s, int64_t now, int64_t *valid_until)
+{
+	const struct provider *p = s->p;
+	const struct slot *last;
+	int64_t lag;
+
+	if(store_lookup(d->store, &s->ref, now, now + 1, &d->lookup) == 0 && d->lookup.slots.n &&
+	   d->lookup.slots.v[0].start <= now) {
+		*valid_until = d->lookup.slots.v[0].end;
+		return &d->lookup.slots.v[0];
+	}
+	if(p->cadence != PROVIDER_PERIODIC || p->revisable || p->period_s <= 0)
+		return NULL;
+	lag = 2 * (int64_t)p->period_s + p->delay_s;
+	if(store_lookup(d->store, &s->ref, now - lag, now, &d->lookup) || !d->lookup.slots.n)
+		return NULL;
+	last = &d->lookup.slots.v[d->lookup.slots.n - 1];
+	if(last->end + lag <= now)
+		return NULL;
+	*valid_until = last->end + lag;
+	return last;
+}
+
 static void publish_current_price(struct daemon *d, struct series *s, int64_t now)
 {
 	char topic[PUBLISH_TOPIC_SIZE];
 	const struct slot *slot;
+	int64_t valid_until = 0;
 	uint32_t expiry;
 	double left;
 
 	if(publish_topic_current(topic, sizeof(topic), d->cfg->topic_prefix, &s->ref))
 		return;
-	if(store_lookup(d->store, &s->ref, now, now + 1, &d->lookup) || !d->lookup.slots.n ||
-	   publish_current(&d->buf, &d->lookup.slots, NULL, now)) {
+	slot = current_slot(d, s, now, &valid_until);
+	if(!slot || publish_current(&d->buf, &d->lookup.slots, NULL, slot->start)) {
 		/* No price for now: publish nothing; the retained one expires
 		 * at its slot's end, so nobody sees an old price as current. */
 		if(!s->missing_now)
@@ -301,10 +330,9 @@ static void publish_current_price(struct daemon *d, struct series *s, int64_t no
 		s->current_dirty = false;
 		return;
 	}
-	slot = &d->lookup.slots.v[0];
 	/* The broker counts the expiry in real seconds: the same number at
 	 * real speed, fewer on an accelerated test clock (rounded up). */
-	left = rtime_real_seconds((double)(slot->end - now + CURRENT_EXPIRY_MARGIN_S));
+	left = rtime_real_seconds((double)(valid_until - now + CURRENT_EXPIRY_MARGIN_S));
 	expiry = left >= 1.0 ? (uint32_t)left : 1;
 	if(expiry < left)
 		expiry++;
@@ -313,7 +341,7 @@ static void publish_current_price(struct daemon *d, struct series *s, int64_t no
 		if(s->missing_now)
 			d->health_dirty = true;
 		s->missing_now = false;
-		s->next_current = slot->end;
+		s->next_current = valid_until;
 	}
 }
 
