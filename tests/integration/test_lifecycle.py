@@ -1,6 +1,7 @@
 """The daemon's life around the broker and the store (issue 4): a broker
-restart or a ratepool restart brings every retained topic back without an
-upstream call; SIGTERM drains (answers what it holds, refuses the rest,
+restart or a ratepool restart brings every retained topic back (status,
+health, prices, current prices, Home Assistant discovery and state)
+without an upstream call; SIGTERM drains (answers what it holds, refuses the rest,
 says "offline", exits 0, leaves the store openable); SIGKILL leaves the
 broker's will; SIGHUP reopens the log file.
 
@@ -76,23 +77,30 @@ class Lifecycle(unittest.TestCase):
         raw = mqtt_rr(self.broker.port, "%s/request/%s" % (P, series), response_topic, "", timeout=timeout)
         return json.loads(raw) if raw else None
 
-    def wait_published(self, series_list):
-        """Waits for the document and current price of each series, the
-        health and "online"; returns {topic: payload}."""
-        topics = [P + "/status", P + "/health"]
+    def retained_all(self):
+        """{topic: payload} of every retained message ratepool owns: under
+        P/ and Home Assistant's discovery prefix."""
+        return dict(mqtt_sub(self.broker.port, [P + "/#", "homeassistant/#"], count=10000, timeout=1,
+                             retained_only=True))
+
+    def wait_published(self, series_list, expect=()):
+        """Waits until "online", the health, and for each series its price
+        document, current price, Home Assistant device and state are
+        retained (and every topic in `expect`); returns every retained
+        topic then, {topic: payload}."""
+        topics = {P + "/status", P + "/health", "homeassistant/device/%s/config" % P} | set(expect)
         for s in series_list:
-            topics += [doc_topic(s), doc_topic(s) + "/current"]
+            provider, sid = s.split("/")
+            topics |= {doc_topic(s), doc_topic(s) + "/current", "%s/ha/%s/state" % (P, s),
+                       "homeassistant/device/%s__%s__%s/config" % (P, provider, sid)}
         got = {}
 
         def all_there():
-            for t in topics:
-                if t not in got:
-                    v = self.retained(t)
-                    if v:
-                        got[t] = v
-            return len(got) == len(topics)
+            got.clear()
+            got.update(self.retained_all())
+            return topics <= set(got)
 
-        wait_until(all_there, 15, interval=0.1, message="retained %s" % [t for t in topics if t not in got])
+        wait_until(all_there, 20, interval=0.1, message="retained %s" % sorted(topics - set(got)))
         self.assertEqual(got[P + "/status"], "online")
         return got
 
@@ -103,7 +111,7 @@ class Lifecycle(unittest.TestCase):
         # No persistence: the new broker starts with no retained message.
         self.broker.restart()
         self.daemon.wait_for_log(r"event=mqtt_connected .*reconnect=1", 15)
-        after = self.wait_published([SERIES])
+        after = self.wait_published([SERIES], expect=before)
         self.assertEqual(json.loads(after[doc_topic(SERIES)])["complete_until"],
                          json.loads(before[doc_topic(SERIES)])["complete_until"])
         self.assertEqual(json.loads(after[doc_topic(SERIES)])["rates"],
@@ -130,9 +138,9 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(self.daemon.stop(), 0)
         # A broker without persistence forgets every retained topic.
         self.broker.restart()
-        self.assertEqual(mqtt_sub(self.broker.port, P + "/#", count=1, timeout=1, retained_only=True), [])
+        self.assertEqual(self.retained_all(), {})
         self.daemon.start()
-        after = self.wait_published([SERIES, ZONE])
+        after = self.wait_published([SERIES, ZONE], expect=before)
         for series in (SERIES, ZONE):
             self.assertEqual(json.loads(after[doc_topic(series)])["rates"],
                              json.loads(before[doc_topic(series)])["rates"])
