@@ -26,10 +26,35 @@
 /* paho's internal "malloc failed" code (PAHO_MEMORY_ERROR, not exported). */
 #define PAHO_NOMEM (-99)
 
+/* MQTT control packet types (paho's MQTTPacket.h, not exported): the
+ * packet_type of a publish failure that the broker reported in its
+ * acknowledgement, on a connection that is still up. */
+#define PACKET_PUBACK  4
+#define PACKET_PUBREC  5
+#define PACKET_PUBCOMP 7
+
+/* The window until the broker's Receive Maximum is known: mosquitto's
+ * default max_inflight_messages. */
+#define DEFAULT_WINDOW 20
+
 struct mqtt_sub {
 	char *filter;
 	int qos;
 	MQTTSubscribe_options opts;
+};
+
+/* A QoS > 0 publish waiting in the outbox: one allocation holding the
+ * topic, the payload and the Correlation Data after the struct. */
+struct outmsg {
+	struct outmsg *next;
+	const char *topic;
+	const void *payload;
+	size_t len;
+	const void *corr;
+	size_t corr_len;
+	int qos;
+	bool retain;
+	uint32_t expiry_s;
 };
 
 struct mqtt {
@@ -82,11 +107,36 @@ struct mqtt {
 	pthread_mutex_t done_lock;
 	pthread_cond_t done_cond;
 	bool disconnect_done;
+
+	/* The outbox (mqtt.h, "Flow control"). out_lock guards the fields
+	 * below it; it is never held while calling paho, because paho holds
+	 * its own mutex while it calls our callbacks, which take out_lock. */
+	pthread_mutex_t out_lock;
+	pthread_cond_t out_cond; /* broadcast when the outbox runs empty */
+	struct outmsg *out_head;
+	struct outmsg *out_tail;
+	size_t out_len;
+	size_t max_buffered;
+	int inflight; /* windowed publishes paho holds without a completion yet */
+	int window;
+	bool pump_ok; /* connected and not stopping: the outbox may call paho */
+	bool pumping; /* a thread is in pump(); others leave the work to it */
+	atomic_bool full_warned;
+	atomic_uint_fast64_t outbox_full;
+	atomic_uint_fast64_t outbox_dropped;
+	atomic_uint_fast64_t gauge_queued;
+	atomic_uint_fast64_t gauge_inflight;
+	atomic_uint_fast64_t gauge_window;
 };
 
 static void count(atomic_uint_fast64_t *c)
 {
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static void count_n(atomic_uint_fast64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
 static uint64_t load(const atomic_uint_fast64_t *c)
@@ -214,6 +264,47 @@ static bool publish_topic_ok(const char *topic)
 	return strpbrk(topic, "+#") == NULL;
 }
 
+/* Well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above
+ * U+10FFFF), as paho checks it. Checked before a message is queued, so
+ * that a topic paho would refuse is refused by mqtt_publish itself. */
+static bool utf8_ok(const char *str)
+{
+	const unsigned char *p = (const unsigned char *)str;
+
+	while(*p) {
+		unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+		int n, i;
+
+		if(c < 0x80) {
+			p++;
+			continue;
+		}
+		if(c >= 0xC2 && c <= 0xDF)
+			n = 1;
+		else if(c >= 0xE0 && c <= 0xEF)
+			n = 2;
+		else if(c >= 0xF0 && c <= 0xF4)
+			n = 3;
+		else
+			return false;
+		if(c == 0xE0)
+			lo = 0xA0;
+		else if(c == 0xED)
+			hi = 0x9F;
+		else if(c == 0xF0)
+			lo = 0x90;
+		else if(c == 0xF4)
+			hi = 0x8F;
+		if(p[1] < lo || p[1] > hi)
+			return false;
+		for(i = 2; i <= n; i++)
+			if(p[i] < 0x80 || p[i] > 0xBF)
+				return false;
+		p += n + 1;
+	}
+	return true;
+}
+
 /* Switches TCP_NODELAY on for every TCP socket of this process whose peer
  * port is the broker's: paho never does (see mqtt.h). Runs on paho's
  * thread right after the connect; a few system calls per descriptor. */
@@ -318,8 +409,89 @@ static void on_publish_failed(void *context, MQTTAsync_failureData5 *resp)
 		log_debug("mqtt_publish_failed", "code=%d reason=%d", resp->code, (int)resp->reasonCode);
 }
 
+/* Copies the outbox state to the lock-free gauges; under out_lock. */
+static void outbox_gauges(struct mqtt *m)
+{
+	atomic_store_explicit(&m->gauge_queued, m->out_len, memory_order_relaxed);
+	atomic_store_explicit(&m->gauge_inflight, (uint64_t)m->inflight, memory_order_relaxed);
+	if(m->out_len == 0 && m->inflight == 0)
+		pthread_cond_broadcast(&m->out_cond);
+}
+
+/* A windowed publish got its completion (or failed): its slot is free. */
+static void settle(struct mqtt *m)
+{
+	pthread_mutex_lock(&m->out_lock);
+	if(m->inflight > 0)
+		m->inflight--;
+	outbox_gauges(m);
+	pthread_mutex_unlock(&m->out_lock);
+}
+
+/* Unlinks everything the outbox holds; under out_lock. Returns the list. */
+static struct outmsg *outbox_take_all(struct mqtt *m, size_t *n)
+{
+	struct outmsg *list = m->out_head;
+
+	*n = m->out_len;
+	m->out_head = m->out_tail = NULL;
+	m->out_len = 0;
+	outbox_gauges(m);
+	return list;
+}
+
+/* Frees a list taken from the outbox and counts it as dropped: each was
+ * accepted by mqtt_publish and will never reach the broker. */
+static void outbox_drop(struct mqtt *m, struct outmsg *list, size_t n, const char *why)
+{
+	while(list) {
+		struct outmsg *next = list->next;
+		free(list);
+		list = next;
+	}
+	if(n == 0)
+		return;
+	count_n(&m->outbox_dropped, n);
+	count_n(&m->publish_failures, n);
+	log_warn("mqtt_outbox_dropped", "count=%zu why=%s", n, why);
+}
+
+static void pump(struct mqtt *m);
+
+/* Completion of a windowed publish: on paho's receive thread, from its
+ * handling of the PUBACK (PUBCOMP for QoS 2). Handing paho the next
+ * message from here queues a command, which wakes paho's send thread at
+ * once; without it the thread sleeps up to a second (mqtt.h). */
+static void on_windowed_done(void *context, MQTTAsync_successData5 *resp)
+{
+	struct mqtt *m = context;
+
+	settle(m);
+	pump(m);
+}
+
+static void on_windowed_failed(void *context, MQTTAsync_failureData5 *resp)
+{
+	struct mqtt *m = context;
+
+	on_publish_failed(context, resp);
+	settle(m);
+	/* Only a refusal in the broker's acknowledgement arrives on a live
+	 * connection, from the same place as on_windowed_done. The other
+	 * failures come from paho tearing a connection or the client down,
+	 * some on threads that hold paho's mutex and are not paho's own (in
+	 * MQTTAsync_destroy): calling paho from there would deadlock. */
+	if(resp->packet_type == PACKET_PUBACK || resp->packet_type == PACKET_PUBREC ||
+	   resp->packet_type == PACKET_PUBCOMP)
+		pump(m);
+}
+
+/* Hands one message to paho. windowed: it holds a slot of the window,
+ * freed by on_windowed_done/on_windowed_failed. On success, count as
+ * published and fill token when asked. */
 static int send_raw(struct mqtt *m, const char *topic, const void *payload, size_t len, int qos, bool retain,
-                    uint32_t expiry_s, const void *corr, size_t corr_len, MQTTAsync_token *token)
+                    uint32_t expiry_s, const void *corr, size_t corr_len, bool windowed,
+                    MQTTAsync_token *token)
 {
 	MQTTAsync_message msg = MQTTAsync_message_initializer;
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -327,7 +499,7 @@ static int send_raw(struct mqtt *m, const char *topic, const void *payload, size
 	MQTTProperty p;
 	int rc;
 
-	msg.payload = (void *)payload;
+	msg.payload = (void *)(len ? payload : "");
 	msg.payloadlen = (int)len;
 	msg.qos = qos;
 	msg.retained = retain;
@@ -355,7 +527,12 @@ static int send_raw(struct mqtt *m, const char *topic, const void *payload, size
 	/* With MQTT 5, paho takes the properties from the response options
 	 * (sendMessage copies msg.properties there) and copies them, so ours
 	 * are freed below whatever happens. */
-	ro.onFailure5 = on_publish_failed;
+	if(windowed) {
+		ro.onSuccess5 = on_windowed_done;
+		ro.onFailure5 = on_windowed_failed;
+	} else {
+		ro.onFailure5 = on_publish_failed;
+	}
 	ro.context = m;
 	rc = map_paho(MQTTAsync_sendMessage(m->client, topic, &msg, &ro));
 	if(rc == 0 && token)
@@ -367,6 +544,86 @@ out:
 	else
 		count(&m->publish_failures);
 	return rc;
+}
+
+/*
+ * Hands queued messages to paho while the window has room. One thread
+ * pumps at a time, so messages reach paho in the order they were queued;
+ * a thread that finds another one pumping leaves the work to it (the
+ * pumper looks at the outbox again under the lock after every message, so
+ * nothing queued meanwhile is missed). Runs on publishing threads and on
+ * paho's receive thread; never blocks on anything but out_lock.
+ */
+static void pump(struct mqtt *m)
+{
+	pthread_mutex_lock(&m->out_lock);
+	if(m->pumping) {
+		pthread_mutex_unlock(&m->out_lock);
+		return;
+	}
+	m->pumping = true;
+	while(m->pump_ok && m->out_head && m->inflight < m->window) {
+		struct outmsg *e = m->out_head;
+		int rc;
+
+		m->out_head = e->next;
+		if(!m->out_head)
+			m->out_tail = NULL;
+		m->out_len--;
+		m->inflight++;
+		outbox_gauges(m);
+		pthread_mutex_unlock(&m->out_lock);
+		rc = send_raw(m, e->topic, e->payload, e->len, e->qos, e->retain, e->expiry_s, e->corr,
+		              e->corr_len, true, NULL);
+		if(rc)
+			log_debug("mqtt_outbox_send_failed", "topic=\"%.128s\" code=%s", e->topic,
+			          rp_code_name(rc));
+		free(e);
+		pthread_mutex_lock(&m->out_lock);
+		if(rc) {
+			m->inflight--;
+			outbox_gauges(m);
+			/* Disconnected under us: mark_disconnected drops the rest. */
+			if(rc == RP_ENET)
+				break;
+		}
+	}
+	m->pumping = false;
+	pthread_mutex_unlock(&m->out_lock);
+}
+
+/* Sets the window from the broker's Receive Maximum (1..65535), never
+ * above max_buffered. */
+static void set_window(struct mqtt *m, long receive_max)
+{
+	int w;
+
+	if(receive_max < 1 || receive_max > 65535)
+		return;
+	w = (int)receive_max;
+	if((size_t)w > m->max_buffered)
+		w = (int)m->max_buffered;
+	pthread_mutex_lock(&m->out_lock);
+	m->window = w;
+	atomic_store_explicit(&m->gauge_window, (uint64_t)w, memory_order_relaxed);
+	pthread_mutex_unlock(&m->out_lock);
+}
+
+/* The first connect's success: paho only reports it for the connect that
+ * mqtt_start asked for (it forgets onSuccess5 afterwards), and it comes
+ * before on_connected. Reads the broker's Receive Maximum. */
+static void on_first_connack(void *context, MQTTAsync_successData5 *resp)
+{
+	struct mqtt *m = context;
+
+	if(MQTTProperties_hasProperty(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM)) {
+		set_window(m, MQTTProperties_getNumericValue(&resp->properties,
+		                                             MQTTPROPERTY_CODE_RECEIVE_MAXIMUM));
+		log_debug(
+		        "mqtt_receive_maximum", "value=%d window=%d",
+		        MQTTProperties_getNumericValue(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM),
+		        (int)load(&m->gauge_window));
+	}
 }
 
 static void resubscribe(struct mqtt *m)
@@ -407,6 +664,13 @@ static void on_connected(void *context, char *cause)
 	bool reconnect;
 	int rc;
 
+	/* "online" takes a slot of the window like any QoS 1 publish, so that
+	 * paho never holds more of ours than the broker lets fly. */
+	pthread_mutex_lock(&m->out_lock);
+	m->pump_ok = true;
+	m->inflight++;
+	outbox_gauges(m);
+	pthread_mutex_unlock(&m->out_lock);
 	atomic_store(&m->connected, true);
 	atomic_store(&m->fail_warned, false);
 	gen = atomic_fetch_add(&m->generation, 1) + 1;
@@ -415,9 +679,13 @@ static void on_connected(void *context, char *cause)
 		count(&m->reconnects);
 	set_nodelay(m);
 	resubscribe(m);
-	rc = send_raw(m, m->status_topic, "online", 6, 1, true, 0, NULL, 0, NULL);
-	if(rc)
+	rc = send_raw(m, m->status_topic, "online", 6, 1, true, 0, NULL, 0, true, NULL);
+	if(rc) {
+		settle(m);
 		log_error("mqtt_status_failed", "topic=%s code=%s", m->status_topic, rp_code_name(rc));
+	}
+	/* Messages queued in a race with the last disconnect go out now. */
+	pump(m);
 	log_info("mqtt_connected", "url=%s client_id=%s reconnect=%d", m->url, m->client_id,
 	         reconnect ? 1 : 0);
 	if(m->cb.on_connect)
@@ -427,9 +695,19 @@ static void on_connected(void *context, char *cause)
 static void mark_disconnected(struct mqtt *m, const char *why, int reason)
 {
 	bool was = atomic_exchange(&m->connected, false);
+	struct outmsg *list;
+	size_t n;
 
 	if(!was)
 		return;
+	/* What the outbox holds is dropped, not kept for the next connection:
+	 * the reconnect makes the caller republish all its retained state
+	 * (on_connect), and a reply this late is of no use (mqtt.h). */
+	pthread_mutex_lock(&m->out_lock);
+	m->pump_ok = false;
+	list = outbox_take_all(m, &n);
+	pthread_mutex_unlock(&m->out_lock);
+	outbox_drop(m, list, n, why);
 	count(&m->connection_lost);
 	if(!atomic_load(&m->stopping))
 		log_warn("mqtt_connection_lost", "url=%s why=%s reason=%d", m->url, why, reason);
@@ -584,6 +862,11 @@ int mqtt_new(struct mqtt **out, const struct mqtt_options *opt, const struct mqt
 		m->cb = *cb;
 	pthread_mutex_init(&m->done_lock, NULL);
 	pthread_cond_init(&m->done_cond, NULL);
+	pthread_mutex_init(&m->out_lock, NULL);
+	pthread_cond_init(&m->out_cond, NULL);
+	m->max_buffered = opt->max_buffered > 0 ? (size_t)opt->max_buffered : 2048;
+	m->window = m->max_buffered < DEFAULT_WINDOW ? (int)m->max_buffered : DEFAULT_WINDOW;
+	atomic_store(&m->gauge_window, (uint64_t)m->window);
 	if(parse_url(opt->url, &m->port, &m->tls) != 0) {
 		rc = rp_err_set(err, RP_EINVAL,
 		                "mqtt_url \"%.200s\" must look like tcp://host:1883 or ssl://host:8883",
@@ -616,9 +899,11 @@ int mqtt_new(struct mqtt **out, const struct mqtt_options *opt, const struct mqt
 	m->max_message = opt->max_message > 0 ? opt->max_message : 64 * 1024;
 
 	/* Fail instead of buffering while disconnected: the caller must know
-	 * (mqtt.h); a bounded buffer while connected. */
+	 * (mqtt.h); a bounded buffer while connected. paho holds at most the
+	 * window of QoS > 0 publishes (the outbox keeps the rest) plus QoS 0
+	 * ones. */
 	co.sendWhileDisconnected = 0;
-	co.maxBufferedMessages = opt->max_buffered > 0 ? opt->max_buffered : 2048;
+	co.maxBufferedMessages = (int)m->max_buffered;
 	co.deleteOldestMessages = 0;
 	co.restoreMessages = 0;
 	co.persistQoS0 = 0;
@@ -691,6 +976,7 @@ int mqtt_start(struct mqtt *m, struct rp_err *err)
 	m->conn.automaticReconnect = 1;
 	m->conn.minRetryInterval = m->min_retry_s;
 	m->conn.maxRetryInterval = m->max_retry_s;
+	m->conn.onSuccess5 = on_first_connack;
 	m->conn.onFailure5 = on_connect_failed;
 	m->conn.context = m;
 	if(m->tls) {
@@ -710,17 +996,45 @@ int mqtt_start(struct mqtt *m, struct rp_err *err)
 	return 0;
 }
 
+static void deadline_in(struct timespec *ts, int timeout_ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += timeout_ms / 1000;
+	ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if(ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until the outbox is empty and every windowed publish completed,
+ * at most timeout_ms. */
+static void wait_drained(struct mqtt *m, int timeout_ms)
+{
+	struct timespec ts;
+
+	deadline_in(&ts, timeout_ms);
+	pthread_mutex_lock(&m->out_lock);
+	while(m->pump_ok && (m->out_len || m->inflight)) {
+		if(pthread_cond_timedwait(&m->out_cond, &m->out_lock, &ts) != 0)
+			break;
+	}
+	pthread_mutex_unlock(&m->out_lock);
+}
+
 static void wait_done(struct mqtt *m, int timeout_ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if(ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_in(&ts, timeout_ms);
 	pthread_mutex_lock(&m->done_lock);
 	while(!m->disconnect_done) {
 		if(pthread_cond_timedwait(&m->done_cond, &m->done_lock, &ts) != 0)
@@ -733,16 +1047,32 @@ void mqtt_stop(struct mqtt *m, bool clean, int timeout_ms)
 {
 	MQTTAsync_disconnectOptions dis = MQTTAsync_disconnectOptions_initializer5;
 	MQTTAsync_token token = 0;
-	int prc;
+	struct outmsg *list;
+	int64_t end;
+	size_t n;
+	int prc, left;
 
 	if(!m || !m->client || !atomic_load(&m->started))
 		return;
 	if(timeout_ms < 0)
 		timeout_ms = 0;
+	end = mono_ms() + timeout_ms;
 	atomic_store(&m->stopping, true);
+	/* Clean: what the outbox holds goes out first, then "offline", all
+	 * within timeout_ms; what is left after that is dropped. */
+	if(clean && atomic_load(&m->connected))
+		wait_drained(m, timeout_ms);
+	pthread_mutex_lock(&m->out_lock);
+	m->pump_ok = false;
+	list = outbox_take_all(m, &n);
+	pthread_mutex_unlock(&m->out_lock);
+	outbox_drop(m, list, n, "stopped");
 	if(clean && atomic_load(&m->connected)) {
-		if(send_raw(m, m->status_topic, "offline", 7, 1, true, 0, NULL, 0, &token) == 0)
-			MQTTAsync_waitForCompletion(m->client, token, (unsigned long)timeout_ms);
+		left = (int)(end - mono_ms());
+		if(left < 100)
+			left = 100; /* "offline" gets a moment even after a slow drain */
+		if(send_raw(m, m->status_topic, "offline", 7, 1, true, 0, NULL, 0, false, &token) == 0)
+			MQTTAsync_waitForCompletion(m->client, token, (unsigned long)left);
 	}
 	pthread_mutex_lock(&m->done_lock);
 	m->disconnect_done = false;
@@ -776,6 +1106,14 @@ void mqtt_free(struct mqtt *m)
 	}
 	for(i = 0; i < m->nsubs; i++)
 		free(m->subs[i].filter);
+	/* paho is gone: nothing pumps any more. */
+	while(m->out_head) {
+		struct outmsg *next = m->out_head->next;
+		free(m->out_head);
+		m->out_head = next;
+	}
+	pthread_cond_destroy(&m->out_cond);
+	pthread_mutex_destroy(&m->out_lock);
 	pthread_cond_destroy(&m->done_cond);
 	pthread_mutex_destroy(&m->done_lock);
 	free(m->url);
@@ -789,11 +1127,68 @@ void mqtt_free(struct mqtt *m)
 
 /* --- publishing ----------------------------------------------------------------------- */
 
+/* Copies a QoS > 0 message into the outbox and pumps. */
+static int enqueue(struct mqtt *m, const char *topic, const void *payload, size_t len, int qos, bool retain,
+                   uint32_t expiry_s, const void *corr, size_t corr_len)
+{
+	size_t tlen = strlen(topic);
+	struct outmsg *e = malloc(sizeof(*e) + tlen + 1 + len + corr_len);
+	char *p;
+
+	if(!e) {
+		count(&m->publish_failures);
+		return RP_ENOMEM;
+	}
+	p = (char *)(e + 1);
+	memcpy(p, topic, tlen + 1);
+	e->topic = p;
+	p += tlen + 1;
+	if(len)
+		memcpy(p, payload, len);
+	e->payload = p;
+	e->len = len;
+	p += len;
+	if(corr_len)
+		memcpy(p, corr, corr_len);
+	e->corr = corr_len ? p : NULL;
+	e->corr_len = corr_len;
+	e->qos = qos;
+	e->retain = retain;
+	e->expiry_s = expiry_s;
+	e->next = NULL;
+
+	pthread_mutex_lock(&m->out_lock);
+	if(!m->pump_ok || m->out_len >= m->max_buffered) {
+		int rc = m->pump_ok ? RP_EBUSY : RP_ENET;
+		pthread_mutex_unlock(&m->out_lock);
+		free(e);
+		count(&m->publish_failures);
+		if(rc == RP_EBUSY) {
+			count(&m->outbox_full);
+			if(!atomic_exchange(&m->full_warned, true))
+				log_warn("mqtt_outbox_full", "queued=%zu topic=\"%.128s\"", m->max_buffered,
+				         topic);
+		}
+		return rc;
+	}
+	if(m->out_tail)
+		m->out_tail->next = e;
+	else
+		m->out_head = e;
+	m->out_tail = e;
+	m->out_len++;
+	outbox_gauges(m);
+	pthread_mutex_unlock(&m->out_lock);
+	atomic_store_explicit(&m->full_warned, false, memory_order_relaxed);
+	pump(m);
+	return 0;
+}
+
 static int publish(struct mqtt *m, const char *topic, const void *payload, size_t len, int qos, bool retain,
                    uint32_t expiry_s, const void *corr, size_t corr_len)
 {
-	if(!publish_topic_ok(topic) || qos < 0 || qos > 2 || len > MQTT_PAYLOAD_MAX || (len && !payload) ||
-	   corr_len > MQTT_CORRELATION_MAX) {
+	if(!publish_topic_ok(topic) || !utf8_ok(topic) || qos < 0 || qos > 2 || len > MQTT_PAYLOAD_MAX ||
+	   (len && !payload) || corr_len > MQTT_CORRELATION_MAX) {
 		count(&m->publish_failures);
 		log_debug("mqtt_publish_refused", "reason=invalid");
 		return RP_EINVAL;
@@ -802,7 +1197,10 @@ static int publish(struct mqtt *m, const char *topic, const void *payload, size_
 		count(&m->publish_failures);
 		return RP_ENET;
 	}
-	return send_raw(m, topic, len ? payload : "", len, qos, retain, expiry_s, corr, corr_len, NULL);
+	if(qos > 0)
+		return enqueue(m, topic, payload, len, qos, retain, expiry_s, corr, corr_len);
+	/* QoS 0 needs no acknowledgement, so paho never holds it back. */
+	return send_raw(m, topic, payload, len, qos, retain, expiry_s, corr, corr_len, false, NULL);
 }
 
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len, int qos, bool retain,
@@ -847,4 +1245,9 @@ void mqtt_counters(const struct mqtt *m, struct mqtt_counters *out)
 	out->subscribes = load(&m->subscribes);
 	out->subscribe_failures = load(&m->subscribe_failures);
 	out->nodelay_set = load(&m->nodelay_set);
+	out->outbox_full = load(&m->outbox_full);
+	out->outbox_dropped = load(&m->outbox_dropped);
+	out->outbox_queued = load(&m->gauge_queued);
+	out->outbox_inflight = load(&m->gauge_inflight);
+	out->outbox_window = load(&m->gauge_window);
 }

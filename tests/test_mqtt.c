@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <cmocka.h>
 
 extern char **environ;
@@ -154,6 +156,28 @@ static void broker_spawn(void)
 	}
 }
 
+/* SIGSTOP: the broker keeps its sockets but answers nothing, so no PUBACK
+ * frees a slot of the window. */
+static void broker_pause(void)
+{
+	assert_int_equal(kill(broker.pid, SIGSTOP), 0);
+}
+
+static void broker_resume(void)
+{
+	assert_int_equal(kill(broker.pid, SIGCONT), 0);
+}
+
+/* Kills the broker without a goodbye (works on a stopped one too). */
+static void broker_crash(void)
+{
+	int st;
+
+	assert_int_equal(kill(broker.pid, SIGKILL), 0);
+	waitpid(broker.pid, &st, 0);
+	broker.pid = 0;
+}
+
 static void broker_kill(void)
 {
 	int st;
@@ -204,6 +228,15 @@ static int broker_setup(void **state)
 
 #define AUTH_USER "rp-user"
 #define AUTH_PASS "s3cret-pass"
+
+/* A broker that lets only 5 QoS 1 messages of a client fly at once: it
+ * sends Receive Maximum 5 in its CONNACK. */
+static int broker_setup_receive_max(void **state)
+{
+	if(broker_prepare() != 0)
+		return -1;
+	return broker_write_and_spawn("allow_anonymous true\nmax_inflight_messages 5\n");
+}
 
 static int broker_setup_auth(void **state)
 {
@@ -338,6 +371,7 @@ struct client_cfg {
 	const char *username;
 	const char *password;
 	const char *ca_file;
+	int max_buffered;
 };
 
 static void client_new_cfg(struct client *c, const char *prefix, int port, size_t inbox_cap,
@@ -368,6 +402,7 @@ static void client_new_cfg(struct client *c, const char *prefix, int port, size_
 		o.username = cc->username;
 		o.password = cc->password;
 		o.ca_file = cc->ca_file;
+		o.max_buffered = cc->max_buffered;
 	}
 	if(mqtt_new(&c->m, &o, &cb, c->inbox, &err) != 0)
 		fail_msg("mqtt_new: %s", err.msg);
@@ -985,6 +1020,378 @@ static void test_tls_with_a_foreign_ca_is_refused(void **state)
 	client_free(&c);
 }
 
+/* --- the outbox: QoS 1 bursts ----------------------------------------------------------- */
+
+static bool outbox_idle(void *arg)
+{
+	struct mqtt_counters k;
+
+	mqtt_counters(((struct client *)arg)->m, &k);
+	return k.outbox_queued == 0 && k.outbox_inflight == 0;
+}
+
+struct outbox_want {
+	struct client *c;
+	uint64_t queued;
+	uint64_t inflight;
+};
+
+static bool outbox_is(void *arg)
+{
+	struct outbox_want *w = arg;
+	struct mqtt_counters k;
+
+	mqtt_counters(w->c->m, &k);
+	return k.outbox_queued == w->queued && k.outbox_inflight == w->inflight;
+}
+
+/* Pops messages from c's inbox until n arrived or the monotonic clock
+ * passes end_ms; gives each to seen (may be NULL). Returns the count. */
+static int collect(struct client *c, int n, int64_t end_ms, void (*seen)(const struct mqtt_msg *, void *),
+                   void *arg)
+{
+	struct mqtt_msg *msg;
+	int got = 0;
+
+	while(got < n) {
+		int left = (int)(end_ms - now_ms());
+
+		msg = queue_pop(c->inbox);
+		if(!msg) {
+			if(left <= 0)
+				break;
+			queue_wait(c->inbox, left < 100 ? left : 100);
+			continue;
+		}
+		if(seen)
+			seen(msg, arg);
+		mqtt_msg_free(msg);
+		got++;
+	}
+	return got;
+}
+
+/* Publishes n retained QoS 1 messages on <prefix>/burst/<i> through one
+ * client and checks that a subscriber has all of them within 15 s: paho
+ * alone, woken once a second, managed 20 per second (100 s for 2,000);
+ * the outbox drains at the broker's speed (well under a second here). */
+static void burst_reaches_subscriber(const char *prefix, int n, uint64_t want_window)
+{
+	struct client pub, sub;
+	struct mqtt_counters k;
+	char topic[64], filter[64], payload[16];
+	int64_t t0;
+	int i, got;
+
+	snprintf(filter, sizeof(filter), "%s/burst/#", prefix);
+	snprintf(topic, sizeof(topic), "%ssub", prefix);
+	client_new(&sub, topic, broker.port, (size_t)n + 16, 0);
+	assert_int_equal(mqtt_subscribe_add(sub.m, filter, 1, false), 0);
+	start_and_wait(&sub, 1);
+	client_new(&pub, prefix, broker.port, 16, 0);
+	start_and_wait(&pub, 0);
+	assert_true(wait_for(outbox_idle, &pub));
+	mqtt_counters(pub.m, &k);
+	assert_int_equal(k.outbox_window, want_window);
+
+	t0 = now_ms();
+	for(i = 0; i < n; i++) {
+		snprintf(topic, sizeof(topic), "%s/burst/%d", prefix, i);
+		snprintf(payload, sizeof(payload), "%d", i);
+		assert_int_equal(mqtt_publish(pub.m, topic, payload, strlen(payload), 1, true, 0), 0);
+	}
+	got = collect(&sub, n, t0 + 15000, NULL, NULL);
+	if(got != n)
+		fail_msg("%d of %d QoS 1 messages arrived within 15 s", got, n);
+	assert_true(wait_for(outbox_idle, &pub));
+	mqtt_counters(pub.m, &k);
+	assert_int_equal(k.published, (uint64_t)n + 1); /* and "online" */
+	assert_int_equal(k.publish_failures, 0);
+	assert_int_equal(k.outbox_full, 0);
+	assert_int_equal(k.outbox_dropped, 0);
+	client_free(&pub);
+	client_free(&sub);
+}
+
+static void test_qos1_burst_drains_at_the_brokers_speed(void **state)
+{
+	/* mosquitto's default Receive Maximum is 20 */
+	burst_reaches_subscriber("rp20", 2000, 20);
+}
+
+static void test_window_follows_the_brokers_receive_maximum(void **state)
+{
+	burst_reaches_subscriber("rp25", 500, 5);
+}
+
+#define ORDER_THREADS 4
+#define ORDER_EACH    500
+
+struct order_thread {
+	struct client *c;
+	int t;
+	int failures;
+};
+
+static void *order_publisher(void *arg)
+{
+	struct order_thread *ot = arg;
+	char topic[32], payload[16];
+	int i;
+
+	snprintf(topic, sizeof(topic), "rp21/order/%d", ot->t);
+	for(i = 0; i < ORDER_EACH; i++) {
+		snprintf(payload, sizeof(payload), "%d", i);
+		if(mqtt_publish(ot->c->m, topic, payload, strlen(payload), 1, false, 0) != 0)
+			ot->failures++;
+	}
+	return NULL;
+}
+
+struct order_seen {
+	int next[ORDER_THREADS];
+	int bad;
+};
+
+static void order_check(const struct mqtt_msg *msg, void *arg)
+{
+	struct order_seen *os = arg;
+	long t = strtol(msg->topic + strlen("rp21/order/"), NULL, 10);
+	long seq = strtol(msg->payload, NULL, 10);
+
+	if(t < 0 || t >= ORDER_THREADS || seq != os->next[t]) {
+		os->bad++;
+		if(os->bad < 5)
+			print_error("%s: got %ld, want %d\n", msg->topic, seq,
+			            t >= 0 && t < ORDER_THREADS ? os->next[t] : -1);
+		return;
+	}
+	os->next[t]++;
+}
+
+/* Four threads publish at once, each in sequence on its own topic: every
+ * topic's messages arrive complete and in the order they were published
+ * (one FIFO, one pumping thread at a time). */
+static void test_qos1_order_is_kept_on_each_topic(void **state)
+{
+	struct client pub, sub;
+	struct order_thread ot[ORDER_THREADS];
+	pthread_t th[ORDER_THREADS];
+	struct order_seen os;
+	int i, got;
+
+	client_new(&sub, "rp21sub", broker.port, ORDER_THREADS * ORDER_EACH + 16, 0);
+	assert_int_equal(mqtt_subscribe_add(sub.m, "rp21/order/+", 1, false), 0);
+	start_and_wait(&sub, 1);
+	client_new(&pub, "rp21", broker.port, 16, 0);
+	start_and_wait(&pub, 0);
+	for(i = 0; i < ORDER_THREADS; i++) {
+		ot[i].c = &pub;
+		ot[i].t = i;
+		ot[i].failures = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, order_publisher, &ot[i]), 0);
+	}
+	for(i = 0; i < ORDER_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(ot[i].failures, 0);
+	}
+	memset(&os, 0, sizeof(os));
+	got = collect(&sub, ORDER_THREADS * ORDER_EACH, now_ms() + DEADLINE_MS, order_check, &os);
+	assert_int_equal(got, ORDER_THREADS * ORDER_EACH);
+	assert_int_equal(os.bad, 0);
+	for(i = 0; i < ORDER_THREADS; i++)
+		assert_int_equal(os.next[i], ORDER_EACH);
+	client_free(&pub);
+	client_free(&sub);
+}
+
+#define SMALL_OUTBOX 8
+
+/* With the broker paused no PUBACK comes: paho gets a full window, the
+ * outbox fills up to max_buffered, and the next publish is refused with
+ * RP_EBUSY and counted. Once the broker answers again, every accepted
+ * message arrives. */
+static void test_full_outbox_refuses_with_ebusy_and_counts(void **state)
+{
+	struct client_cfg cc = {.max_buffered = SMALL_OUTBOX};
+	struct client pub, sub;
+	struct mqtt_counters k;
+	uint64_t window, base_failures;
+	char topic[64];
+	int accepted = 0, busy = 0, tries, rc, got;
+
+	client_new(&sub, "rp22sub", broker.port, 256, 0);
+	assert_int_equal(mqtt_subscribe_add(sub.m, "rp22/full/+", 1, false), 0);
+	start_and_wait(&sub, 1);
+	client_new_cfg(&pub, "rp22", broker.port, 16, 0, &cc);
+	start_and_wait(&pub, 0);
+	assert_true(wait_for(outbox_idle, &pub));
+	mqtt_counters(pub.m, &k);
+	window = k.outbox_window;
+	assert_int_equal(window, SMALL_OUTBOX); /* never above max_buffered */
+	base_failures = k.publish_failures;
+
+	broker_pause();
+	for(tries = 0; tries < 10000; tries++) {
+		snprintf(topic, sizeof(topic), "rp22/full/%d", accepted);
+		rc = mqtt_publish(pub.m, topic, "x", 1, 1, false, 0);
+		if(rc == 0) {
+			accepted++;
+			continue;
+		}
+		assert_int_equal(rc, RP_EBUSY);
+		busy++;
+		mqtt_counters(pub.m, &k);
+		/* refused while paho holds a full window and the outbox is full */
+		if(k.outbox_queued == SMALL_OUTBOX && k.outbox_inflight == window)
+			break;
+		sleep_ms(1); /* another thread is still pumping */
+	}
+	assert_int_equal(accepted, (int)window + SMALL_OUTBOX);
+	mqtt_counters(pub.m, &k);
+	assert_int_equal(k.outbox_full, (uint64_t)busy);
+	assert_int_equal(k.publish_failures - base_failures, (uint64_t)busy);
+	assert_true(mqtt_connected(pub.m));
+
+	broker_resume();
+	got = collect(&sub, accepted, now_ms() + DEADLINE_MS, NULL, NULL);
+	assert_int_equal(got, accepted);
+	assert_true(wait_for(outbox_idle, &pub));
+	mqtt_counters(pub.m, &k);
+	assert_int_equal(k.publish_failures - base_failures, (uint64_t)busy);
+	assert_int_equal(k.outbox_dropped, 0);
+	/* room again */
+	assert_int_equal(mqtt_publish(pub.m, "rp22/full/again", "x", 1, 1, false, 0), 0);
+	assert_true(wait_for(outbox_idle, &pub));
+	client_free(&pub);
+	client_free(&sub);
+}
+
+#define LOST_QUEUED 30
+
+/* The broker dies mid-burst: what the outbox held is dropped and counted
+ * (the reconnect's on_connect republishes retained state anyway), the
+ * publishes paho had sent fail, and after the reconnect every slot of the
+ * window is free again and publishing works. */
+static void test_lost_connection_drops_the_outbox_and_reconnect_works(void **state)
+{
+	struct client_cfg cc = {.max_buffered = 64};
+	struct client c;
+	struct mqtt_counters k;
+	struct outbox_want ow;
+	struct want_count w;
+	uint64_t window, base_failures;
+	char topic[64];
+	int i;
+
+	client_new_cfg(&c, "rp23", broker.port, 16, 0, &cc);
+	start_and_wait(&c, 0);
+	assert_true(wait_for(outbox_idle, &c));
+	mqtt_counters(c.m, &k);
+	window = k.outbox_window;
+	assert_true(window + LOST_QUEUED <= 64);
+	base_failures = k.publish_failures;
+
+	broker_pause();
+	for(i = 0; i < (int)window + LOST_QUEUED; i++) {
+		snprintf(topic, sizeof(topic), "rp23/lost/%d", i);
+		assert_int_equal(mqtt_publish(c.m, topic, "x", 1, 1, true, 0), 0);
+	}
+	ow.c = &c;
+	ow.queued = LOST_QUEUED;
+	ow.inflight = window;
+	assert_true(wait_for(outbox_is, &ow));
+	broker_crash();
+	assert_true(wait_for(is_disconnected, &c));
+	mqtt_counters(c.m, &k);
+	assert_int_equal(k.outbox_dropped, LOST_QUEUED);
+	assert_int_equal(k.outbox_queued, 0);
+	/* and the ones paho had sent failed; those it had not sent yet it
+	 * keeps for the next connection */
+	assert_true(k.publish_failures - base_failures >= LOST_QUEUED);
+	assert_true(k.publish_failures - base_failures <= LOST_QUEUED + window);
+	assert_int_equal(mqtt_publish(c.m, "rp23/x", "1", 1, 1, true, 0), RP_ENET);
+
+	broker_spawn();
+	w.c = &c;
+	w.on_connect_calls = 2;
+	assert_true(wait_for(connect_calls_enough, &w));
+	assert_true(wait_for(is_connected, &c));
+	/* every slot of the window comes back */
+	assert_true(wait_for(outbox_idle, &c));
+	/* a burst that fits the outbox (64) */
+	for(i = 0; i < 60; i++) {
+		snprintf(topic, sizeof(topic), "rp23/again/%d", i);
+		assert_int_equal(mqtt_publish(c.m, topic, "y", 1, 1, true, 0), 0);
+	}
+	assert_true(retained_becomes("rp23/again/59", "1|y"));
+	assert_true(wait_for(outbox_idle, &c));
+	mqtt_counters(c.m, &k);
+	assert_int_equal(k.outbox_dropped, LOST_QUEUED);
+	assert_int_equal(k.outbox_window, window);
+	client_free(&c);
+}
+
+/* A clean stop sends what the outbox holds before "offline". */
+static void test_clean_stop_sends_the_outbox_first(void **state)
+{
+	struct client c;
+	struct mqtt_counters k;
+	char topic[64], payload[16];
+	int i;
+
+	client_new(&c, "rp24", broker.port, 16, 0);
+	start_and_wait(&c, 0);
+	for(i = 0; i < 500; i++) {
+		snprintf(topic, sizeof(topic), "rp24/stop/%d", i);
+		snprintf(payload, sizeof(payload), "%d", i);
+		assert_int_equal(mqtt_publish(c.m, topic, payload, strlen(payload), 1, true, 0), 0);
+	}
+	mqtt_stop(c.m, true, 10000);
+	mqtt_counters(c.m, &k);
+	assert_int_equal(k.outbox_dropped, 0);
+	assert_int_equal(k.publish_failures, 0);
+	assert_int_equal(k.published, 502); /* online, 500, offline */
+	assert_true(retained_becomes("rp24/stop/499", "1|499"));
+	assert_true(retained_becomes("rp24/status", "1|offline"));
+	client_free(&c);
+}
+
+/* An unclean stop (or a clean one out of time) drops what the outbox
+ * holds and counts it. */
+static void test_stop_drops_and_counts_what_the_outbox_holds(void **state)
+{
+	struct client_cfg cc = {.max_buffered = 64};
+	struct client c;
+	struct mqtt_counters k;
+	struct outbox_want ow;
+	uint64_t window;
+	char topic[64];
+	int i;
+
+	client_new_cfg(&c, "rp26", broker.port, 16, 0, &cc);
+	start_and_wait(&c, 0);
+	assert_true(wait_for(outbox_idle, &c));
+	mqtt_counters(c.m, &k);
+	window = k.outbox_window;
+	broker_pause();
+	for(i = 0; i < (int)window + 10; i++) {
+		snprintf(topic, sizeof(topic), "rp26/stop/%d", i);
+		assert_int_equal(mqtt_publish(c.m, topic, "x", 1, 1, true, 0), 0);
+	}
+	ow.c = &c;
+	ow.queued = 10;
+	ow.inflight = window;
+	assert_true(wait_for(outbox_is, &ow));
+	mqtt_stop(c.m, false, 200);
+	mqtt_counters(c.m, &k);
+	assert_int_equal(k.outbox_dropped, 10);
+	assert_int_equal(k.outbox_queued, 0);
+	assert_int_equal(mqtt_publish(c.m, "rp26/x", "1", 1, 1, true, 0), RP_ENET);
+	broker_resume();
+	client_free(&c);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1026,6 +1433,20 @@ int main(int argc, char **argv)
 	                                        broker_teardown),
 	        cmocka_unit_test_setup_teardown(test_tls_with_a_foreign_ca_is_refused, broker_setup_tls,
 	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_qos1_burst_drains_at_the_brokers_speed, broker_setup,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_window_follows_the_brokers_receive_maximum,
+	                                        broker_setup_receive_max, broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_qos1_order_is_kept_on_each_topic, broker_setup,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_full_outbox_refuses_with_ebusy_and_counts, broker_setup,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_lost_connection_drops_the_outbox_and_reconnect_works,
+	                                        broker_setup, broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_clean_stop_sends_the_outbox_first, broker_setup,
+	                                        broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_stop_drops_and_counts_what_the_outbox_holds,
+	                                        broker_setup, broker_teardown),
 	};
 
 	/* RATEPOOL_TEST_LOG=1 shows the wrapper's info lines */

@@ -24,22 +24,55 @@
  * the TCP sockets whose peer port is the broker's port (a harmless no-op
  * for any other socket that matches; counted in nodelay_set).
  *
- * Threads: paho runs its own threads. Its callbacks never block and never
- * take a lock that a publishing thread holds: a received message is copied
- * (topic, payload, Response Topic, Correlation Data) into one allocation,
+ * Threads: paho runs its own threads and holds its mutex while it calls
+ * ours. Our callbacks never block: the only lock they take is the
+ * outbox's, which no thread holds while calling paho. A received message
+ * is copied (topic, payload, Response Topic, Correlation Data) into one
+ * allocation,
  * pushed on the caller's bounded inbox queue (queue.h) and paho's copy is
  * freed (MQTTAsync_freeMessage, MQTTAsync_free). A full inbox drops the
  * message and counts it. mqtt_publish and mqtt_reply are thread-safe.
  *
+ * Flow control (the outbox): paho.mqtt.c 1.3.11 lets at most the broker's
+ * Receive Maximum of QoS > 0 publishes fly (mosquitto: 20, its
+ * max_inflight_messages) and keeps the rest in its command queue. When a
+ * PUBACK frees a slot, its send thread is not woken (MQTTAsync_cycle
+ * handles the PUBACK but never signals send_cond); it sends the next
+ * queued message only when a new command is queued or after its 1 s
+ * Thread_wait_cond tick. A burst of QoS 1 messages (1,000 replies, the
+ * retained topics of every series after a reconnect) would drain at 20
+ * per second. Fixed upstream in December 2024 on the develop and 1.4
+ * branches (eclipse-paho/paho.mqtt.c pull request #1457, "Fix timeout of
+ * send thread in Async client for v5").
+ * So the wrapper keeps QoS > 0 publishes in its own FIFO, bounded by
+ * max_buffered messages, and hands paho at most `window` of them at a
+ * time (window: the Receive Maximum in the broker's first CONNACK, never
+ * above max_buffered; 20 until one was seen, or if none was sent). Each
+ * completion (PUBACK, or PUBCOMP for QoS 2) hands paho the next message
+ * from paho's own callback: queuing that command wakes the send thread at
+ * once, so a burst drains at the broker's speed (the approach paho's
+ * maintainer recommends in eclipse-paho/paho.mqtt.c#1355). QoS 0
+ * publishes need no acknowledgement and bypass the outbox. Ordering:
+ * QoS > 0 publishes reach the broker in the order mqtt_publish accepted
+ * them (across threads: in the order the calls took the outbox lock); a
+ * QoS 0 publish may overtake them.
+ *
  * Failed publishes are never silent: mqtt_publish returns an error when
- * the client is disconnected, paho's outgoing buffer is full, or the
- * arguments are unusable, and counts it. The wrapper keeps no dirty set:
- * the caller marks the topic dirty on a non-zero return and publishes it
- * again later (it holds the data; the wrapper would have to copy every
- * retained document). A publish that paho accepted and that fails later
- * (connection lost before the PUBACK, broker refusal) is counted and
- * logged; a lost connection always ends in a reconnect, whose on_connect
- * (and mqtt_connect_generation) tells the caller to republish everything.
+ * the client is disconnected, the outbox (QoS > 0) or paho's buffer
+ * (QoS 0) is full, or the arguments are unusable, and counts it. The
+ * wrapper keeps no dirty set: the caller marks the topic dirty on a
+ * non-zero return and publishes it again later (it holds the data; the
+ * wrapper would have to copy every retained document). A publish accepted
+ * and failing later is counted in publish_failures and logged: the
+ * connection was lost before the PUBACK, or the broker refused it, or the
+ * connection was lost (or mqtt_stop came) while it still waited in the
+ * outbox - those are dropped, not kept for the next connection, and also
+ * counted in outbox_dropped. A lost connection always ends in a
+ * reconnect, whose on_connect (and mqtt_connect_generation) tells the
+ * caller to republish all its retained state anyway; a reply that late
+ * is of no use to the requester, who has timed out. (Of the at most
+ * `window` publishes paho holds, those it had not written yet stay in its
+ * queue and go out after the reconnect, before "online".)
  */
 #ifndef RATEPOOL_MQTT_H
 #define RATEPOOL_MQTT_H
@@ -92,8 +125,10 @@ struct mqtt_options {
 	int connect_timeout_s; /* 0: 10 */
 	int min_retry_s;       /* 0: 1; reconnect backoff doubles from here */
 	int max_retry_s;       /* 0: 30 */
-	int max_buffered;      /* 0: 2048; publishes paho may hold before
-	                        * mqtt_publish returns RP_EBUSY */
+	int max_buffered;      /* 0: 2048; QoS > 0 publishes the outbox holds
+	                        * before mqtt_publish returns RP_EBUSY (paho
+	                        * holds at most the window more), and the
+	                        * QoS 0 publishes paho may hold */
 	size_t max_message;    /* 0: 64 KiB; larger received payloads are
 	                        * dropped (counted in dropped_invalid) */
 };
@@ -116,8 +151,11 @@ struct mqtt_callbacks {
 };
 
 struct mqtt_counters {
-	uint64_t published;          /* publishes paho accepted (incl. online/offline) */
-	uint64_t publish_failures;   /* refused by mqtt_publish, or failed after acceptance */
+	uint64_t published;          /* publishes handed to paho and accepted by it
+	                              * (incl. online/offline); a QoS > 0 one when
+	                              * it leaves the outbox */
+	uint64_t publish_failures;   /* refused by mqtt_publish, or failed after acceptance
+	                              * (incl. every outbox_dropped) */
 	uint64_t received;           /* messages paho delivered */
 	uint64_t dropped_queue_full; /* received but the inbox was full (or no memory) */
 	uint64_t dropped_invalid;    /* received but too large or with a NUL in the topic */
@@ -129,7 +167,13 @@ struct mqtt_counters {
 	uint64_t connection_lost;
 	uint64_t subscribes; /* subscription rounds the broker acknowledged */
 	uint64_t subscribe_failures;
-	uint64_t nodelay_set; /* sockets on which TCP_NODELAY was switched on */
+	uint64_t nodelay_set;     /* sockets on which TCP_NODELAY was switched on */
+	uint64_t outbox_full;     /* QoS > 0 publishes refused with RP_EBUSY: outbox full */
+	uint64_t outbox_dropped;  /* accepted QoS > 0 publishes dropped from the outbox
+	                           * because the connection was lost or mqtt_stop came */
+	uint64_t outbox_queued;   /* now: publishes waiting in the outbox */
+	uint64_t outbox_inflight; /* now: windowed publishes paho holds without a completion */
+	uint64_t outbox_window;   /* now: the most outbox_inflight may reach */
 };
 
 /*
@@ -157,9 +201,10 @@ int mqtt_start(struct mqtt *m, struct rp_err *err);
 
 /*
  * Stops the client; blocks at most about 2 x timeout_ms. clean: when
- * connected, publish P/status "offline" (retained, QoS 1), wait for its
- * acknowledgement, then disconnect normally (the broker discards the
- * will). Not clean: disconnect with reason "disconnect with will
+ * connected, let the outbox drain, publish P/status "offline" (retained,
+ * QoS 1) and wait for its acknowledgement, all within timeout_ms (what the
+ * outbox still holds then is dropped and counted), then disconnect
+ * normally (the broker discards the will). Not clean: disconnect with reason "disconnect with will
  * message", so the broker publishes the will ("offline") itself. Either
  * way automatic reconnect ends. Safe to call twice or before start.
  * Never call it (or mqtt_free) from an mqtt callback: it waits for paho.
@@ -176,14 +221,17 @@ void mqtt_free(struct mqtt *m);
  * e.g. the end of a `current` slot, after which the broker drops the
  * retained message rather than serve a stale one.
  *
- * Returns 0 once paho took a copy of everything (the caller's buffers may
- * be reused at once), or:
+ * Returns 0 once the wrapper (QoS > 0: into the outbox) or paho (QoS 0)
+ * took a copy of everything (the caller's buffers may be reused at once),
+ * or:
  *   RP_EINVAL  topic empty, over MQTT_TOPIC_MAX, holding '+', '#' or NUL,
  *              starting with '$', not UTF-8; qos out of range; payload over
  *              MQTT_PAYLOAD_MAX (a wildcard would make the broker drop the
  *              connection, so it is refused here);
  *   RP_ENET    not connected (never started, reconnecting, stopped);
- *   RP_EBUSY   paho's buffer or message ids are exhausted;
+ *   RP_EBUSY   QoS > 0: the outbox holds max_buffered messages (counted in
+ *              outbox_full too); QoS 0: paho's buffer or message ids are
+ *              exhausted;
  *   RP_ENOMEM, RP_EIO.
  * Every non-zero return is counted in publish_failures; the caller marks
  * the topic dirty and publishes again later. Thread-safe.
