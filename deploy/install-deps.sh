@@ -4,6 +4,7 @@
 #   deploy/install-deps.sh           to build, and to run deploy/run-local.sh
 #   deploy/install-deps.sh --demo    also python3, for deploy/run-local.sh --demo
 #   deploy/install-deps.sh --test    also what tests/run.sh needs
+#   deploy/install-deps.sh --fuzz    also clang and its libFuzzer/sanitizer runtime (make fuzz)
 #   deploy/install-deps.sh --build   only what building needs (a Docker build stage)
 #
 # Only missing packages are installed, and `apt-get update` runs only then,
@@ -21,14 +22,19 @@ demo_pkgs="python3"
 # YAML for checking deploy/docker-compose.yml, mdb_copy for the backup test.
 test_pkgs="libcmocka-dev lmdb-utils mosquitto mosquitto-clients python3 python3-yaml valgrind"
 
+# Fuzzing (make fuzz, CI): clang with libFuzzer and the sanitizer runtimes.
+fuzz_pkgs="clang libclang-rt-14-dev"
+
 want_run=1
 want_demo=0
 want_test=0
+want_fuzz=0
 for arg in "$@"; do
 	case "$arg" in
 	--build) want_run=0 ;;
 	--demo) want_demo=1 ;;
 	--test) want_test=1 ;;
+	--fuzz) want_fuzz=1 ;;
 	-h | --help)
 		sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
 		exit 0
@@ -44,6 +50,7 @@ pkgs=$build_pkgs
 [ "$want_run" = 1 ] && pkgs="$pkgs $run_pkgs"
 [ "$want_demo" = 1 ] && pkgs="$pkgs $demo_pkgs"
 [ "$want_test" = 1 ] && pkgs="$pkgs $test_pkgs"
+[ "$want_fuzz" = 1 ] && pkgs="$pkgs $fuzz_pkgs"
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
 	echo "install-deps: this script is for Debian and Ubuntu (no dpkg-query/apt-get here)." >&2
