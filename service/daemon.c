@@ -59,6 +59,7 @@
 #define CURRENT_EXPIRY_MARGIN_S 120
 #define DEMAND_PERSIST_S    60
 #define GAP_RETRY_S         60
+#define TIMERS_MIN_GAP_MS   TICK_MS
 #define LEASE_POLL_RETRY_S  10
 
 /* A request waiting for an in-flight fetch. */
@@ -1368,7 +1369,7 @@ int daemon_run(const struct config *cfg)
 	struct rp_err err;
 	char host[64] = "host";
 	char filter[PUBLISH_TOPIC_SIZE];
-	int64_t now;
+	int64_t now, next_timers_ms = 0;
 	int rc;
 
 	d = calloc(1, sizeof(*d));
@@ -1452,6 +1453,7 @@ int daemon_run(const struct config *cfg)
 	while(!stop_requested) {
 		struct mqtt_msg *m;
 		int budget = 4096;
+		int64_t now_ms;
 
 		queue_wait(d->inbox, TICK_MS);
 		if(reopen_requested) {
@@ -1465,7 +1467,13 @@ int daemon_run(const struct config *cfg)
 				handle_message(d, m);
 			mqtt_msg_free(m);
 		}
-		run_timers(d);
+		/* run_timers walks every bucket of the series table: once per
+		 * tick, not once per wake-up (under load, every request). */
+		now_ms = rtime_now_ms();
+		if(now_ms >= next_timers_ms) {
+			run_timers(d);
+			next_timers_ms = now_ms + TIMERS_MIN_GAP_MS;
+		}
 	}
 	log_info("stopping", "pending=%zu", d->n_pending);
 	drain(d);
