@@ -60,6 +60,8 @@
 #define DEMAND_PERSIST_S    60
 #define GAP_RETRY_S         60
 #define TIMERS_MIN_GAP_MS   TICK_MS
+/* Longest Retry-After a fetch waits for (provider_retry_policy): part of the lease. */
+#define LEASE_RETRY_AFTER_S 60
 #define LEASE_POLL_RETRY_S  10
 
 /* A request waiting for an in-flight fetch. */
@@ -144,7 +146,7 @@ struct daemon {
 	size_t n_pending;
 
 	pthread_mutex_t done_lock;
-	struct done_node *done_head, *done_tail;
+	struct fetch_done *done_head, *done_tail; /* results from the workers */
 
 	int64_t new_window_start;
 	int new_in_window;
@@ -165,10 +167,6 @@ struct daemon {
 	char owner[128];
 };
 
-struct done_node {
-	struct fetch_done *done;
-	struct done_node *next;
-};
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reopen_requested;
@@ -553,6 +551,7 @@ static void start_fetch(struct daemon *d, struct series *s, int64_t from, int64_
 static void schedule_next(struct daemon *d, struct series *s, int64_t now)
 {
 	struct sched_input in;
+	int64_t real_now = rtime_now();
 
 	memset(&in, 0, sizeof(in));
 	in.provider = s->p;
@@ -564,6 +563,10 @@ static void schedule_next(struct daemon *d, struct series *s, int64_t now)
 	in.forecast_ttl_s = d->cfg->forecast_ttl_s;
 	in.seed = s->seed;
 	s->next_poll = sched_next_poll(&in);
+	/* Scheduled from another process's poll start, the answer may lie
+	 * in the past: never poll again at once because of that. */
+	if(s->next_poll <= real_now)
+		s->next_poll = real_now + 1 + (int64_t)(s->seed % 5);
 }
 
 static void refresh_complete_until(struct daemon *d, struct series *s)
@@ -624,6 +627,8 @@ static bool serve_or_wait(struct daemon *d, struct series *s, struct pending *p,
 			goto hit;
 		}
 	}
+	if(g0 == l->n_missing && l->n_missing)
+		goto hit; /* only a forecast's past is missing: nothing to fetch */
 	if(s->not_found_until > now || s->retry_at > now)
 		goto hit; /* negative cache or backoff: the answer says why */
 	for(i = g0; i < l->n_missing; i++)
@@ -699,7 +704,10 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 			 done->skipped ? " skipped=1" : "");
 	}
 	else {
-		if(done->code == RP_ENOTFOUND) {
+		/* Unknown upstream: only when nothing was ever held, so a
+		 * transient 404 (a page lost mid-paging) is stale-if-error,
+		 * not the end of a series. */
+		if(done->code == RP_ENOTFOUND && s->complete_until == 0) {
 			s->not_found_until = now + d->cfg->negative_cache_s;
 			if(!s->configured && s->tracked)
 				untrack(d, s, now, "series_not_found"); /* clears its topics and HA device */
@@ -754,20 +762,14 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 static void on_fetch_done(struct fetch_done *done, void *arg)
 {
 	struct daemon *d = arg;
-	struct done_node *node = malloc(sizeof(*node));
 
-	if(!node) {
-		free(done);
-		return;
-	}
-	node->done = done;
-	node->next = NULL;
+	done->next = NULL;
 	pthread_mutex_lock(&d->done_lock);
 	if(d->done_tail)
-		d->done_tail->next = node;
+		d->done_tail->next = done;
 	else
-		d->done_head = node;
-	d->done_tail = node;
+		d->done_head = done;
+	d->done_tail = done;
 	pthread_mutex_unlock(&d->done_lock);
 	queue_wake(d->inbox);
 }
@@ -776,20 +778,19 @@ static void finish_account(struct daemon *d, struct fetch_done *done);
 
 static void drain_done(struct daemon *d)
 {
-	struct done_node *list, *node;
+	struct fetch_done *list, *done;
 
 	pthread_mutex_lock(&d->done_lock);
 	list = d->done_head;
 	d->done_head = d->done_tail = NULL;
 	pthread_mutex_unlock(&d->done_lock);
-	while((node = list)) {
-		list = node->next;
-		if(node->done->job.account)
-			finish_account(d, node->done);
+	while((done = list)) {
+		list = done->next;
+		if(done->job.account)
+			finish_account(d, done);
 		else
-			finish_flight(d, node->done);
-		free(node->done);
-		free(node);
+			finish_flight(d, done);
+		free(done);
 	}
 }
 
@@ -900,7 +901,7 @@ static void admit(struct daemon *d, struct pending *p, int64_t now)
 		return;
 	}
 	d->n_pending++;
-	p->deadline_ms = rtime_now_ms() + d->cfg->request_wait_ms;
+	p->refetched = false;
 	serve_or_wait(d, s, p, now, true);
 }
 
@@ -929,12 +930,23 @@ static void resolve_alias(struct daemon *d, struct account_wait *a, struct pendi
 
 	rp_err_clear(&err);
 	rc = octopus_account_tariffs_cached(&d->ctx, a->alias, p->req.from, p->req.to, spans, 4, &n, &err);
+	if(rc == RP_ENOENT && a->retry_at > now) {
+		rp_err_set(&err, a->last_code, "%s", a->last_error);
+		refuse(d, p, &err);
+		return;
+	}
+	if(rc == RP_ENOENT && p->refetched) {
+		/* The lookup just ran and the cache still has nothing fresh (an
+		 * old record served while Octopus fails, or it could not be
+		 * stored): answer now rather than look up again in a loop. */
+		a->retry_at = now + GAP_RETRY_S;
+		a->last_code = RP_EUNAVAILABLE;
+		snprintf(a->last_error, sizeof(a->last_error), "the Octopus account record could not be refreshed");
+		rp_err_set(&err, a->last_code, "%s", a->last_error);
+		refuse(d, p, &err);
+		return;
+	}
 	if(rc == RP_ENOENT) {
-		if(a->retry_at > now) {
-			rp_err_set(&err, a->last_code, "%s", a->last_error);
-			refuse(d, p, &err);
-			return;
-		}
 		if(!a->in_flight) {
 			memset(&job, 0, sizeof(job));
 			job.provider = provider_find("octopus");
@@ -948,7 +960,13 @@ static void resolve_alias(struct daemon *d, struct account_wait *a, struct pendi
 			a->in_flight = true;
 			a->seq = job.seq;
 		}
-		p->deadline_ms = rtime_now_ms() + d->cfg->request_wait_ms;
+		if(d->n_pending >= PENDING_MAX) {
+			rp_err_set(&err, RP_EBUSY, "too many requests waiting");
+			refuse(d, p, &err);
+			return;
+		}
+		d->n_pending++;
+		p->refetched = true; /* once the lookup ends, it is not repeated for this request */
 		p->next = a->waiters;
 		a->waiters = p;
 		return;
@@ -992,6 +1010,7 @@ static void finish_account(struct daemon *d, struct fetch_done *done)
 	a->waiters = NULL;
 	while((p = list)) {
 		list = p->next;
+		d->n_pending--;
 		resolve_alias(d, a, p, now);
 	}
 }
@@ -1010,6 +1029,7 @@ static void expire_account_waiters(struct daemon *d, int64_t now_ms, bool all)
 			struct pending *p = *pp;
 			if(all || p->deadline_ms <= now_ms) {
 				*pp = p->next;
+				d->n_pending--;
 				refuse(d, p, &err);
 			}
 			else
@@ -1056,6 +1076,7 @@ static void handle_message(struct daemon *d, struct mqtt_msg *m)
 		refuse(d, p, &err);
 		return;
 	}
+	p->deadline_ms = rtime_now_ms() + d->cfg->request_wait_ms;
 	if(d->draining) {
 		rp_err_set(&err, RP_EBUSY, "ratepool is shutting down");
 		refuse(d, p, &err);
@@ -1163,10 +1184,17 @@ static void run_timers(struct daemon *d)
 		}
 		if(!s->in_flight && !d->draining && s->next_poll <= now) {
 			struct store_range r;
-			bool retry = s->failures && s->failed_range.from < s->failed_range.to;
+			/* While failing, a poll asks the upstream itself: "another
+			 * poll succeeded a moment ago" may predate the failure. */
+			bool retry = s->failures > 0;
+			/* The usual poll first (tomorrow's prices must keep coming
+			 * whatever else failed); the range that failed when there
+			 * is nothing else to ask for. */
 			sched_poll_range(s->p, now, s->complete_until, 0, &r);
-			if(retry)
+			if(r.from >= r.to && s->failures && s->failed_range.from < s->failed_range.to) {
 				r = s->failed_range;
+				retry = true;
+			}
 			if(r.from < r.to)
 				start_fetch(d, s, r.from, r.to, true,
 					    s->p->revisable ? now - d->cfg->forecast_ttl_s : 0, retry);
@@ -1412,7 +1440,8 @@ int daemon_run(const struct config *cfg)
 	/* A lease outlives a dead process by this long; scaled so that an
 	 * accelerated test clock does not expire it mid-fetch. */
 	rc = fetcher_new(&d->fetcher, FETCH_THREADS, d->store, &d->ctx, d->owner,
-			 (int)((cfg->http_timeout_ms / 1000 + 10) * cfg->retry_max_attempts / rtime_real_seconds(1.0)),
+			 (int)((cfg->http_timeout_ms / 1000 + LEASE_RETRY_AFTER_S + 10) * cfg->retry_max_attempts /
+			       rtime_real_seconds(1.0)),
 			 on_fetch_done, d);
 	if(rc)
 		goto out;
@@ -1483,7 +1512,7 @@ out:
 		mqtt_stop(d->mqtt, true, 2000);
 	fetcher_free(d->fetcher);
 	drain_done(d);
-	if(d->store && d->inbox)
+	if(d->store && d->inbox && d->mqtt)
 		publish_health(d, rtime_now());
 	mqtt_free(d->mqtt);
 	discovery_free(d->disc);

@@ -13,10 +13,6 @@
 
 #define FETCHER_THREADS_MAX 32
 
-struct job_node {
-	struct fetch_job job;
-	struct job_node *next;
-};
 
 struct fetcher {
 	struct store *store;
@@ -28,7 +24,7 @@ struct fetcher {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct job_node *head, *tail;
+	struct fetch_done *head, *tail; /* jobs waiting, their results allocated at submit */
 	size_t queued;
 	bool stopping;
 	bool stopped;
@@ -169,7 +165,6 @@ static void *worker(void *arg)
 	struct fetcher *f = arg;
 
 	for(;;) {
-		struct job_node *node;
 		struct fetch_done *d;
 
 		pthread_mutex_lock(&f->lock);
@@ -179,23 +174,14 @@ static void *worker(void *arg)
 			pthread_mutex_unlock(&f->lock);
 			return NULL;
 		}
-		node = f->head;
-		f->head = node->next;
+		d = f->head;
+		f->head = d->next;
 		if(!f->head)
 			f->tail = NULL;
 		f->queued--;
 		pthread_mutex_unlock(&f->lock);
 
-		d = calloc(1, sizeof(*d));
-		if(!d) {
-			log_error("fetch_dropped", "series=%s/%s error=\"out of memory\"", node->job.ref.provider,
-				  node->job.ref.id);
-			free(node);
-			continue;
-		}
-		rp_err_clear(&d->err);
-		d->job = node->job;
-		free(node);
+		d->next = NULL;
 		run_job(f, &d->job, d);
 		f->done(d, f->done_arg);
 	}
@@ -235,14 +221,16 @@ int fetcher_new(struct fetcher **out, int threads, struct store *store, const st
 
 int fetcher_submit(struct fetcher *f, const struct fetch_job *job)
 {
-	struct job_node *node;
+	struct fetch_done *d;
 	int rc = 0;
 
-	node = malloc(sizeof(*node));
-	if(!node)
+	/* The result is allocated now, so that a job once taken always
+	 * reports back: nothing can fail to allocate after this. */
+	d = calloc(1, sizeof(*d));
+	if(!d)
 		return RP_ENOMEM;
-	node->job = *job;
-	node->next = NULL;
+	rp_err_clear(&d->err);
+	d->job = *job;
 	pthread_mutex_lock(&f->lock);
 	if(f->stopping)
 		rc = RP_EINVAL;
@@ -250,22 +238,22 @@ int fetcher_submit(struct fetcher *f, const struct fetch_job *job)
 		rc = RP_EBUSY;
 	else {
 		if(f->tail)
-			f->tail->next = node;
+			f->tail->next = d;
 		else
-			f->head = node;
-		f->tail = node;
+			f->head = d;
+		f->tail = d;
 		f->queued++;
 		pthread_cond_signal(&f->cond);
 	}
 	pthread_mutex_unlock(&f->lock);
 	if(rc)
-		free(node);
+		free(d);
 	return rc;
 }
 
 void fetcher_stop(struct fetcher *f)
 {
-	struct job_node *node;
+	struct fetch_done *node;
 	int i;
 
 	pthread_mutex_lock(&f->lock);

@@ -484,6 +484,26 @@ static void test_open_ended_rate_is_clipped_to_range_end(void **state)
 	slot_list_free(&s);
 }
 
+/* An open-ended rate is not stored past what Octopus could have published
+ * (the end of tomorrow, UK): held slots are never fetched again, so a rate
+ * stretched to a far request end would hide a later change. */
+static void test_open_ended_rate_stops_at_the_end_of_tomorrow(void **state)
+{
+	struct slot_list s;
+	struct rp_err err;
+	char from[RTIME_TEXT_SIZE], to[RTIME_TEXT_SIZE];
+	int64_t now = rtime_now();
+	int64_t horizon = rtime_day_add(RTIME_LONDON, now, 2);
+
+	slot_list_init(&s);
+	rtime_format(now - 86400, from);
+	rtime_format(now + 10 * 86400, to);
+	assert_int_equal(parse_fixture("open_ended_short.json", from, to, &s, &err), 0);
+	assert_true(s.n > 0);
+	assert_int_equal(s.v[s.n - 1].end, horizon);
+	slot_list_free(&s);
+}
+
 static void test_long_rate_is_split_into_local_days_over_dst(void **state)
 {
 	struct slot_list s;
@@ -1202,6 +1222,7 @@ int main(void)
 	        T_(test_payment_duplicates_keep_direct_debit),
 	        T_(test_other_payment_method_kept_without_direct_debit_row),
 	        T_(test_open_ended_rate_is_clipped_to_range_end),
+	        T_(test_open_ended_rate_stops_at_the_end_of_tomorrow),
 	        T_(test_long_rate_is_split_into_local_days_over_dst),
 	        T_(test_row_repeated_on_two_pages_counts_once),
 	        T_(test_same_slot_with_two_values_is_garbage),

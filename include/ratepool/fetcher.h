@@ -66,10 +66,12 @@ struct fetch_done {
 	 * processes sharing a store schedule the next poll from the same
 	 * instant instead of drifting apart; 0 otherwise. */
 	int64_t polled_at;
+	struct fetch_done *next; /* free for whoever holds the result to link it */
 };
 
 /* Called on a worker thread with a malloc'd result the callee owns (frees
- * with free()). Must not block. */
+ * with free()); every job fetcher_submit took comes back exactly once
+ * (the result is allocated at submit). Must not block. */
 typedef void (*fetcher_done_fn)(struct fetch_done *done, void *arg);
 
 /* Starts `threads` workers (1..32). store, ctx (and what it points to) are

@@ -340,6 +340,18 @@ static int push_pieces(struct slot_list *out, const struct octopus_row *r, int64
 	return 0;
 }
 
+/* Where an open-ended rate (valid_to: null) stops being stored: the
+ * requested end, but never past the end of tomorrow (UK), the furthest
+ * Octopus publishes. Slots held count as published and are not fetched
+ * again, so a rate stretched into next week would hide a change that
+ * Octopus announces in the meantime. */
+static int64_t open_end(int64_t to)
+{
+	int64_t horizon = rtime_day_add(RTIME_LONDON, rtime_now(), 2);
+
+	return ceil_minute(to < horizon ? to : horizon);
+}
+
 int octopus_rows_to_slots(struct octopus_rows *rows, int64_t from, int64_t to, struct slot_list *out,
                           struct rp_err *err)
 {
@@ -367,7 +379,7 @@ int octopus_rows_to_slots(struct octopus_rows *rows, int64_t from, int64_t to, s
 
 	for(i = 0; i < rows->n; i++) {
 		const struct octopus_row *r = &rows->v[i];
-		int64_t end = r->to == OCTOPUS_OPEN_END ? ceil_minute(to) : r->to;
+		int64_t end = r->to == OCTOPUS_OPEN_END ? open_end(to) : r->to;
 		double gbp = r->inc_vat / 100.0, gbp_exc = r->exc_vat / 100.0;
 
 		if(r->payment == OCTOPUS_PAY_OTHER && ndd && dd_covers(rows, dd, ndd, r))
