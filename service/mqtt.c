@@ -36,6 +36,11 @@
 /* The window until the broker's Receive Maximum is known: mosquitto's
  * default max_inflight_messages. */
 #define DEFAULT_WINDOW 20
+/* The most the window grows to, whatever the broker allows: paho looks for
+ * a free message id by walking every message it holds, for each publish. */
+#define WINDOW_MAX 1024
+/* MQTT 5 (3.2.2.3.3): a CONNACK without Receive Maximum means 65,535. */
+#define RECEIVE_MAX_ABSENT 65535
 
 struct mqtt_sub {
 	char *filter;
@@ -593,14 +598,14 @@ static void pump(struct mqtt *m)
 }
 
 /* Sets the window from the broker's Receive Maximum (1..65535), never
- * above max_buffered. */
+ * above WINDOW_MAX or max_buffered. */
 static void set_window(struct mqtt *m, long receive_max)
 {
 	int w;
 
 	if(receive_max < 1 || receive_max > 65535)
 		return;
-	w = (int)receive_max;
+	w = receive_max > WINDOW_MAX ? WINDOW_MAX : (int)receive_max;
 	if((size_t)w > m->max_buffered)
 		w = (int)m->max_buffered;
 	pthread_mutex_lock(&m->out_lock);
@@ -615,15 +620,12 @@ static void set_window(struct mqtt *m, long receive_max)
 static void on_first_connack(void *context, MQTTAsync_successData5 *resp)
 {
 	struct mqtt *m = context;
+	long rm = RECEIVE_MAX_ABSENT;
 
-	if(MQTTProperties_hasProperty(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM)) {
-		set_window(m, MQTTProperties_getNumericValue(&resp->properties,
-		                                             MQTTPROPERTY_CODE_RECEIVE_MAXIMUM));
-		log_debug(
-		        "mqtt_receive_maximum", "value=%d window=%d",
-		        MQTTProperties_getNumericValue(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM),
-		        (int)load(&m->gauge_window));
-	}
+	if(MQTTProperties_hasProperty(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
+		rm = MQTTProperties_getNumericValue(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+	set_window(m, rm);
+	log_debug("mqtt_receive_maximum", "value=%ld window=%d", rm, (int)load(&m->gauge_window));
 }
 
 static void resubscribe(struct mqtt *m)

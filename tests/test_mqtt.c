@@ -238,6 +238,14 @@ static int broker_setup_receive_max(void **state)
 	return broker_write_and_spawn("allow_anonymous true\nmax_inflight_messages 5\n");
 }
 
+/* A broker without a limit: its CONNACK carries no Receive Maximum. */
+static int broker_setup_no_receive_max(void **state)
+{
+	if(broker_prepare() != 0)
+		return -1;
+	return broker_write_and_spawn("allow_anonymous true\nmax_inflight_messages 0\n");
+}
+
 static int broker_setup_auth(void **state)
 {
 	char extra[256];
@@ -1124,6 +1132,13 @@ static void test_window_follows_the_brokers_receive_maximum(void **state)
 	burst_reaches_subscriber("rp25", 500, 5);
 }
 
+/* No Receive Maximum means 65,535 (MQTT 5, 3.2.2.3.3): the window is then
+ * the wrapper's own cap, 1,024. */
+static void test_window_is_capped_when_the_broker_sets_no_receive_maximum(void **state)
+{
+	burst_reaches_subscriber("rp27", 2000, 1024);
+}
+
 #define ORDER_THREADS 4
 #define ORDER_EACH    500
 
@@ -1437,6 +1452,8 @@ int main(int argc, char **argv)
 	                                        broker_teardown),
 	        cmocka_unit_test_setup_teardown(test_window_follows_the_brokers_receive_maximum,
 	                                        broker_setup_receive_max, broker_teardown),
+	        cmocka_unit_test_setup_teardown(test_window_is_capped_when_the_broker_sets_no_receive_maximum,
+	                                        broker_setup_no_receive_max, broker_teardown),
 	        cmocka_unit_test_setup_teardown(test_qos1_order_is_kept_on_each_topic, broker_setup,
 	                                        broker_teardown),
 	        cmocka_unit_test_setup_teardown(test_full_outbox_refuses_with_ebusy_and_counts, broker_setup,

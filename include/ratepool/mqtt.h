@@ -37,25 +37,30 @@
  * Receive Maximum of QoS > 0 publishes fly (mosquitto: 20, its
  * max_inflight_messages) and keeps the rest in its command queue. When a
  * PUBACK frees a slot, its send thread is not woken (MQTTAsync_cycle
- * handles the PUBACK but never signals send_cond); it sends the next
- * queued message only when a new command is queued or after its 1 s
+ * handles the PUBACK but never signals send_cond); it sends the next queued
+ * message only when a new command is queued or after its 1 s
  * Thread_wait_cond tick. A burst of QoS 1 messages (1,000 replies, the
- * retained topics of every series after a reconnect) would drain at 20
- * per second. Fixed upstream in December 2024 on the develop and 1.4
- * branches (eclipse-paho/paho.mqtt.c pull request #1457, "Fix timeout of
- * send thread in Async client for v5").
+ * retained topics of every series after a reconnect) would drain at 20 per
+ * second. Fixed upstream in December 2024 on the develop and 1.4 branches
+ * (eclipse-paho/paho.mqtt.c pull request #1457, "Fix timeout of send thread
+ * in Async client for v5").
+ *
  * So the wrapper keeps QoS > 0 publishes in its own FIFO, bounded by
- * max_buffered messages, and hands paho at most `window` of them at a
- * time (window: the Receive Maximum in the broker's first CONNACK, never
- * above max_buffered; 20 until one was seen, or if none was sent). Each
- * completion (PUBACK, or PUBCOMP for QoS 2) hands paho the next message
- * from paho's own callback: queuing that command wakes the send thread at
- * once, so a burst drains at the broker's speed (the approach paho's
- * maintainer recommends in eclipse-paho/paho.mqtt.c#1355). QoS 0
- * publishes need no acknowledgement and bypass the outbox. Ordering:
- * QoS > 0 publishes reach the broker in the order mqtt_publish accepted
- * them (across threads: in the order the calls took the outbox lock); a
- * QoS 0 publish may overtake them.
+ * max_buffered messages, and hands paho at most `window` of them at a time
+ * (window: the Receive Maximum in the broker's first CONNACK - 65,535 when
+ * it sends none - but never above 1,024 or max_buffered; 20 when paho
+ * reported no CONNACK: it reports only the first connect's, and none when
+ * that connect failed and a retry succeeded). Each completion (PUBACK, or
+ * PUBCOMP for QoS 2) hands paho the next message from paho's own callback:
+ * queuing that command wakes the send thread at once, so a burst drains at
+ * the broker's speed (the approach paho's maintainer recommends in
+ * eclipse-paho/paho.mqtt.c#1355). QoS 0 publishes need no acknowledgement
+ * and bypass the outbox. Ordering: QoS > 0 publishes reach the broker in
+ * the order mqtt_publish accepted them (across threads: in the order the
+ * calls took the outbox lock); a QoS 0 publish may overtake them. (paho's
+ * send thread waits on a condition variable without a predicate, so a
+ * wake-up that comes just before it waits is lost: rarely, the last
+ * message of a burst still waits for the tick, at most 1 s.)
  *
  * Failed publishes are never silent: mqtt_publish returns an error when
  * the client is disconnected, the outbox (QoS > 0) or paho's buffer
