@@ -3,7 +3,8 @@
 mosquitto on loopback (set_tcp_nodelay true) and the fake upstream, with
 the processes of tests/integration/harness.py.
 
-    tests/bench/bench_mqtt.py [--build DIR] [BENCH ...]
+    tests/bench/bench_mqtt.py [--build DIR] [--seconds S] [--herd N]
+                              [--keep-callgrind DIR] [BENCH ...]
 
 BENCH is any of roundtrip, herd, economy, coldstart, memory, cost (default:
 all, in that order). Every result is printed as "key: value" lines (the
@@ -12,9 +13,8 @@ benchmark is bounded in time and stops by itself; a missed target is
 printed (target_...: MISSED), not failed. The exit status is non-zero only
 when a benchmark could not run (a process failed, a wrong answer).
 
-Environment:
+Environment (as tests/bench/run.sh):
     RATEPOOL_BENCH_RUNS=3       timed runs per round-trip figure (median)
-    RATEPOOL_BENCH_SECONDS=3    seconds per round-trip run
     RATEPOOL_BENCH_CALLGRIND=1  0: skip the cost benchmark (valgrind)
 """
 
@@ -38,8 +38,13 @@ from harness import FakeUpstream, Mosquitto, Ratepool, wait_until  # noqa: E402
 
 AGILE = "octopus/E-1R-AGILE-24-10-01-C"
 RUNS = int(os.environ.get("RATEPOOL_BENCH_RUNS", "3") or 3)
-SECONDS = float(os.environ.get("RATEPOOL_BENCH_SECONDS", "3") or 3)
+OPTS = argparse.Namespace(seconds=3.0, herd=10000, keep_callgrind=None)  # set by main()
 CALLGRIND = os.environ.get("RATEPOOL_BENCH_CALLGRIND", "1") != "0"
+
+
+# A broker setting that lets paho keep more than 20 QoS 1 messages
+# unacknowledged (docs/benchmarks.md, "paho and the broker's Receive Maximum").
+UNLIMITED_INFLIGHT = "max_inflight_messages 0"
 
 
 class BenchError(Exception):
@@ -158,7 +163,7 @@ def bench_roundtrip(tools):
             runs = {"echo": [], "ratepool": []}
             for _ in range(RUNS):
                 for who in ("echo", "ratepool"):
-                    r = tools.loadgen_run(broker, who, payload=payload, inflight=k, duration=SECONDS,
+                    r = tools.loadgen_run(broker, who, payload=payload, inflight=k, duration=OPTS.seconds,
                                           timeout_ms=5000)
                     bad = r["sent"] - r["status"].get("ok", 0)
                     if r["timeouts"] or bad:
@@ -202,7 +207,6 @@ def bench_roundtrip(tools):
 # ---------------------------------------------------------------------------
 # Herd
 
-HERD = int(os.environ.get("RATEPOOL_BENCH_HERD", "10000") or 10000)
 HERD_CONNECTIONS = 200
 
 
@@ -211,14 +215,16 @@ def upstream_calls(fake, endpoints):
     return sum(c.get(e, 0) for e in endpoints)
 
 
-def herd_once(tools, name, processes, series, endpoints, payload, clock=None, env=None, expire=None):
-    """HERD requests over HERD_CONNECTIONS connections at once, spread over
+def herd_once(tools, name, processes, series, endpoints, payload, clock=None, env=None, expire=None, qos=0,
+              broker_conf="", herd=None):
+    """OPTS.herd requests over HERD_CONNECTIONS connections at once, spread over
     `processes` daemons sharing one store (prefixes rp0, rp1, ...; each
     request goes to one of them). expire(fake, daemons) runs first and
     returns when the series is about to expire. Prints the upstream calls
     the herd caused and what the requesters got."""
+    herd = herd or OPTS.herd
     fake = FakeUpstream(None, log=False, clock=clock).start()
-    broker = Mosquitto(None).start()
+    broker = Mosquitto(None, extra_conf=broker_conf).start()
     store = tempfile.mkdtemp(prefix="ratepool-bench-store-")
     daemons = []
     try:
@@ -233,12 +239,12 @@ def herd_once(tools, name, processes, series, endpoints, payload, clock=None, en
             expire(fake, daemons, broker)
         before = upstream_calls(fake, endpoints)
         topics = ["rp%d/request/%s" % (i, series) for i in range(processes)]
-        r = tools.loadgen_run(broker, "rp0", series=(), topics=topics, payload=payload, herd=HERD,
-                              connections=HERD_CONNECTIONS, timeout_ms=30000, timeout=120)
+        r = tools.loadgen_run(broker, "rp0", series=(), topics=topics, payload=payload, herd=herd,
+                              connections=min(HERD_CONNECTIONS, herd), timeout_ms=60000, timeout=180, qos=qos)
         after = upstream_calls(fake, endpoints)
         calls = after - before
-        say("herd_%s_requests" % name, "%d over %d connections to %d process(es)"
-            % (r["sent"], r["connections"], processes))
+        say("herd_%s_requests" % name, "%d at QoS %d over %d connections to %d process(es)%s"
+            % (r["sent"], qos, r["connections"], processes, "; broker: " + broker_conf if broker_conf else ""))
         say("herd_%s_upstream_calls" % name, calls)
         say("herd_%s_replies" % name, "%d, timeouts %d, statuses %s, errors %s"
             % (r["replies"], r["timeouts"], json.dumps(r["status"], sort_keys=True),
@@ -259,7 +265,7 @@ def herd_once(tools, name, processes, series, endpoints, payload, clock=None, en
 
 
 def bench_herd(tools):
-    """HERD requesters ask for one series at the moment it must be fetched:
+    """OPTS.herd requesters ask for one series at the moment it must be fetched:
     one upstream call, whatever the number of requesters or processes."""
     now = time.time()
     payload = day_request(now)
@@ -272,6 +278,13 @@ def bench_herd(tools):
     # A series nobody asked for yet: the store holds nothing for it.
     herd_once(tools, "cold_1_process", 1, AGILE, ["octopus_rates"], payload, expire=slow_upstream)
     herd_once(tools, "cold_4_processes", 4, AGILE, ["octopus_rates"], payload, expire=slow_upstream)
+
+    # QoS 1 requests get QoS 1 replies: paho may have only as many
+    # unacknowledged as the broker's Receive Maximum (mosquitto:
+    # max_inflight_messages, 20) and then waits up to a second per round.
+    for conf, label in (("", "default_broker"), (UNLIMITED_INFLIGHT, "unlimited_inflight")):
+        herd_once(tools, "cold_qos1_1000_%s" % label, 1, AGILE, ["octopus_rates"], payload, expire=slow_upstream,
+                  qos=1, broker_conf=conf, herd=1000)
 
     # A forecast at the moment its TTL runs out (no stale grace: every
     # request must wait for the refresh), on a clock 4x real time: the TTL
@@ -312,7 +325,7 @@ def bench_herd(tools):
 
 TIBBER = "tibber/" + harness.TIBBER_HOME
 EC = "energycharts/DE-LU"
-ECONOMY_SPEED = 720  # a day in 120 s
+ECONOMY_SPEED = 1440  # a day in 60 s
 ECONOMY_PROVIDERS = (
     ("agile", AGILE, ("octopus_rates", "octopus_standing_charges", "octopus_product", "octopus_account",
                       "octopus_other", "kraken_graphql")),
@@ -321,33 +334,46 @@ ECONOMY_PROVIDERS = (
 )
 
 
-def economy_day(tools, users, day="2026-11-23"):
-    """One simulated day (00:00Z to 24:00Z, ECONOMY_SPEED x real time) in
-    which `users` users each ask ratepool for the three series every 30
-    minutes (paced evenly: users x 3 x 48 requests over the day, the
-    default range = yesterday through tomorrow). Returns {provider: upstream
-    calls during the day} and loadgen's result."""
+def economy_days(tools, users, day="2026-11-23"):
+    """Two simulated days (ECONOMY_SPEED x real time) from 23:00Z the
+    evening before `day`, in which `users` users each ask ratepool for the
+    three series every 30 minutes (paced evenly: users x 3 x 48 requests a
+    day, the default range = yesterday through tomorrow). The first day
+    starts with an empty store (a new installation); the second is a day
+    like any other. Returns ([{provider: upstream calls}, one per day],
+    loadgen's result)."""
     start = calendar.timegm(time.strptime(day, "%Y-%m-%d"))
     fake = FakeUpstream(None, log=False, clock="%s,%d" % (rfc3339(start - 3600), ECONOMY_SPEED)).start()
     broker = Mosquitto(None).start()
     daemon = None
     try:
         daemon = quiet_ratepool(tools, fake, broker, series=[x[1] for x in ECONOMY_PROVIDERS]).start()
-        # The first fetches, an hour (5 s) before the day starts.
-        wait_until(lambda: daemon.log().count("event=fetch_done series=") >= 3, timeout=30,
-                   message="the first fetch of the three series")
-        day_real = 86400.0 / ECONOMY_SPEED
         wait_until(lambda: fake.now() >= start, timeout=30, interval=0.005, message="the day to start")
-        before = fake.calls()
+        snaps = [fake.calls()]
+        day_real = 86400.0 / ECONOMY_SPEED
         rate = users * 3 * 48 / day_real
-        r = tools.loadgen_run(broker, "ratepool", series=[x[1] for x in ECONOMY_PROVIDERS], rate="%.3f" % rate,
-                              duration="%.3f" % day_real, inflight=64, connections=min(users, 20),
-                              timeout_ms=10000, timeout=day_real + 60)
-        wait_until(lambda: fake.now() >= start + 86400, timeout=30, interval=0.005, message="the day to end")
-        after = fake.calls()
-        calls = {name: sum(after.get(e, 0) - before.get(e, 0) for e in eps) for name, _, eps in ECONOMY_PROVIDERS}
+        result = {}
+
+        def load():
+            result["r"] = tools.loadgen_run(broker, "ratepool", series=[x[1] for x in ECONOMY_PROVIDERS],
+                                            rate="%.3f" % rate, duration="%.3f" % (2 * day_real), inflight=64,
+                                            connections=min(users, 20), timeout_ms=10000,
+                                            timeout=2 * day_real + 60)
+        import threading
+        th = threading.Thread(target=load)
+        th.start()
+        for d in (1, 2):
+            wait_until(lambda: fake.now() >= start + d * 86400, timeout=day_real + 30, interval=0.005,
+                       message="day %d to end" % d)
+            snaps.append(fake.calls())
+        th.join()
+        if "r" not in result:
+            raise BenchError("loadgen did not finish")
+        days = []
+        for a, b in zip(snaps, snaps[1:]):
+            days.append({name: sum(b.get(e, 0) - a.get(e, 0) for e in eps) for name, _, eps in ECONOMY_PROVIDERS})
         daemon.assert_clean()
-        return calls, r
+        return days, result["r"]
     finally:
         stop_all(daemon, broker, fake)
 
@@ -357,14 +383,15 @@ def bench_economy(tools):
     number of users) against a naive client polling every 30 minutes per
     user (48 x users)."""
     for users in (1, 100, 1000):
-        calls, r = economy_day(tools, users)
-        say("economy_users%d_requests" % users, "%d sent, %d answered (%s), %.0f/s for %.0f s (simulated day)"
+        days, r = economy_days(tools, users)
+        say("economy_users%d_requests" % users, "%d sent, %d answered (%s), %.0f/s for %.0f s (two simulated days)"
             % (r["sent"], r["replies"], json.dumps(r["status"], sort_keys=True), r["throughput_rps"],
                r["elapsed_s"]))
         for name, _, _ in ECONOMY_PROVIDERS:
-            say("economy_users%d_%s_upstream_calls" % (users, name),
-                "%d (naive: %d, %.0fx fewer)" % (calls[name], 48 * users,
-                                                48.0 * users / calls[name] if calls[name] else float("inf")))
+            for i, label in ((0, "first_day"), (1, "second_day")):
+                c = days[i][name]
+                say("economy_users%d_%s_upstream_calls_%s" % (users, name, label),
+                    "%d (naive: %d, %s)" % (c, 48 * users, "%.0fx fewer" % (48.0 * users / c) if c else "none"))
 
 
 # ---------------------------------------------------------------------------
@@ -419,9 +446,6 @@ def drop_warm_stores():
 
 def total_calls(fake):
     return sum(fake.calls().values())
-
-
-UNLIMITED_INFLIGHT = "max_inflight_messages 0"
 
 
 def coldstart_once(tools, name, broker_conf, wait_s):
@@ -589,6 +613,11 @@ def cost_once(tools, n_series, requests=2000, idle_s=5.0):
                               timeout_ms=30000, timeout=600)
         busy = dump()
         elapsed = time.monotonic() - t
+        if OPTS.keep_callgrind:
+            keep = OPTS.keep_callgrind
+            os.makedirs(keep, exist_ok=True)
+            for f in os.listdir(tmp):
+                harness.shutil.copy(os.path.join(tmp, f), os.path.join(keep, "%d-series-%s" % (n_series, f)))
         if r["status"].get("ok") != requests:
             raise BenchError("under callgrind: %s" % json.dumps(r["status"]))
         per = (busy - idle_rate * elapsed) / requests
@@ -603,6 +632,47 @@ def cost_once(tools, n_series, requests=2000, idle_s=5.0):
         harness.shutil.rmtree(tmp, True)
 
 
+def cost_echo(tools, requests=2000):
+    """The same measurement for echo: the instructions paho and the
+    broker round trip cost a responder that does nothing."""
+    broker = Mosquitto(None).start()
+    tmp = tempfile.mkdtemp(prefix="ratepool-bench-cg-")
+    echo = None
+    try:
+        cg = os.path.join(tmp, "cg.out")
+        ready = os.path.join(tmp, "ready")
+        echo = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cg, tools.echo,
+                                 "--url", broker.url, "--prefix", "echo", "--size", "3882", "--ready-file", ready],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        harness._track(echo)
+        wait_until(lambda: os.path.exists(ready), timeout=60, message="echo under valgrind")
+        tools.loadgen_run(broker, "echo", requests=200, inflight=8, timeout_ms=30000)
+        subprocess.run(["callgrind_control", "-z", str(echo.pid)], capture_output=True, timeout=60)
+        t = time.monotonic()
+        r = tools.loadgen_run(broker, "echo", requests=requests, inflight=8, timeout_ms=30000, timeout=600)
+        elapsed = time.monotonic() - t
+        before = set(os.listdir(tmp))
+        subprocess.run(["callgrind_control", "-d", str(echo.pid)], capture_output=True, timeout=60)
+        new = wait_until(lambda: set(os.listdir(tmp)) - before - {"ready"}, timeout=60, message="callgrind dump")
+        time.sleep(0.2)
+        total = callgrind_total(os.path.join(tmp, sorted(new)[-1]))
+        if r["replies"] != requests:
+            raise BenchError("echo under callgrind: %d of %d replies" % (r["replies"], requests))
+        say("cost_echo_requests", "%d requests, %.1f s under callgrind" % (requests, elapsed))
+        say("cost_echo_instructions_per_request", "%.0f (idle not subtracted: echo does nothing idle)"
+            % (total / requests))
+    finally:
+        if echo is not None and echo.poll() is None:
+            echo.terminate()
+            try:
+                echo.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                echo.kill()
+                echo.wait()
+        stop_all(broker)
+        harness.shutil.rmtree(tmp, True)
+
+
 def bench_cost(tools):
     if not CALLGRIND:
         say("cost", "skipped (RATEPOOL_BENCH_CALLGRIND=0)")
@@ -610,6 +680,7 @@ def bench_cost(tools):
     if not harness.shutil.which("valgrind"):
         say("cost", "skipped (no valgrind)")
         return
+    cost_echo(tools)
     cost_once(tools, 1)
     cost_once(tools, 1000)
 
@@ -627,8 +698,12 @@ BENCHES = {
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
+    ap.add_argument("--seconds", type=float, default=3.0, help="seconds per round-trip run (3)")
+    ap.add_argument("--herd", type=int, default=10000, help="requesters in a herd (10000)")
+    ap.add_argument("--keep-callgrind", metavar="DIR", help="copy the callgrind dumps of the cost benchmark here")
     ap.add_argument("benches", nargs="*", default=[])
     a = ap.parse_args()
+    OPTS.seconds, OPTS.herd, OPTS.keep_callgrind = a.seconds, a.herd, a.keep_callgrind
     names = a.benches or list(BENCHES)
     for n in names:
         if n not in BENCHES:

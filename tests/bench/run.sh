@@ -2,7 +2,12 @@
 # Runs every benchmark under tests/bench and prints its results as
 # "key: value" lines (docs/benchmarks.md quotes them).
 #
-#   tests/bench/run.sh [BUILD]        `make bench` passes its build dir
+#   tests/bench/run.sh [BUILD] [NAME...]   `make bench` passes its build dir
+#
+# NAME: store (bench_store), or one of tests/bench/bench_mqtt.py's
+# roundtrip, herd, economy, coldstart, memory, cost (the daemon against a
+# real mosquitto and the fake upstream, driven by loadgen). Default: all.
+# The whole run takes about 20 minutes on a 2-core machine.
 #
 # Environment:
 #   RATEPOOL_BENCH_RUNS=3             timed runs per throughput figure
@@ -15,6 +20,22 @@
 set -u
 
 BUILD=${1:-build}
+[ $# -gt 0 ] && shift
+want_store=1
+want_mqtt=1
+mqtt_names=""
+if [ $# -gt 0 ]; then
+	want_store=0
+	want_mqtt=0
+	for n in "$@"; do
+		if [ "$n" = store ]; then
+			want_store=1
+		else
+			want_mqtt=1
+			mqtt_names="$mqtt_names $n"
+		fi
+	done
+fi
 RUNS=${RATEPOOL_BENCH_RUNS:-3}
 CALLGRIND=${RATEPOOL_BENCH_CALLGRIND:-1}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -96,6 +117,10 @@ run_store() {
 
 for src in "$here"/*.c; do
 	name=$(basename "$src" .c)
+	case $name in
+	loadgen | echo) continue ;; # tools of bench_mqtt.py, not benchmarks
+	esac
+	[ "$name" = bench_store ] && [ $want_store = 0 ] && continue
 	bin=$BUILD/bench/$name
 	echo "== $name"
 	if [ ! -x "$bin" ]; then
@@ -108,5 +133,9 @@ for src in "$here"/*.c; do
 	*) "$bin" || status=1 ;;
 	esac
 done
+if [ $want_mqtt = 1 ]; then
+	# shellcheck disable=SC2086 # the names are words
+	python3 "$here/bench_mqtt.py" --build "$BUILD" $mqtt_names || status=1
+fi
 echo "load_after: $(cut -d' ' -f1-3 /proc/loadavg)"
 exit $status
