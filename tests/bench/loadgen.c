@@ -231,8 +231,8 @@ static int parse_args(struct loadgen *g, int argc, char **argv)
 			g->nodelay = false;
 			continue;
 		}
-		if(!v) {
-			fprintf(stderr, "loadgen: %s needs a value\n", o);
+		if(!v || strncmp(o, "--", 2) != 0) {
+			fprintf(stderr, "loadgen: %s %s\n", o, v ? "is not an option" : "needs a value");
 			return -1;
 		}
 		a++;
@@ -823,7 +823,8 @@ static void report(struct loadgen *g, int64_t started_ns, int64_t ended_ns)
 		} else
 			fprintf(stderr, "loadgen: cannot write %s: %s\n", g->samples_file, strerror(errno));
 	}
-	qsort(g->samples, g->nsamples, sizeof(*g->samples), cmp_u64);
+	if(g->nsamples)
+		qsort(g->samples, g->nsamples, sizeof(*g->samples), cmp_u64);
 	for(i = 0; i < g->nsamples; i++)
 		sum += (double)g->samples[i];
 	if(g->replies && g->last_reply_ns > g->first_send_ns)
