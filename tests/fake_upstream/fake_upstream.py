@@ -2472,6 +2472,17 @@ class Handler(BaseHTTPRequestHandler):
         text = path + ("?" + query if query else "") + " " + body.decode("utf-8", "replace")
         fault = STATE.take_fault(endpoint, text)
         status, size, kind = 0, 0, fault["kind"] if fault else "-"
+        recorded = False
+
+        def record(status):
+            # Before the answer goes out: a client that has its answer and
+            # then asks /_fake/requests must find this request there.
+            STATE.record({"t": iso_ms_z(CLOCK.now()), "endpoint": endpoint, "method": self.command,
+                          "path": path + ("?" + query if query else ""), "status": status,
+                          "fault": fault and fault["kind"],
+                          "user_agent": self.headers.get("User-Agent"),
+                          "authorization": (self.headers.get("Authorization") or "").split(" ")[0] or None,
+                          "body": body[:4000].decode("utf-8", "replace") if body else None})
         try:
             if fault and fault["kind"] == "close":
                 self.close_connection = True
@@ -2486,6 +2497,8 @@ class Handler(BaseHTTPRequestHandler):
             if resp is None:
                 resp = canned(endpoint) or handler(req)
             status, size = resp.status, len(resp.body)
+            record(status)
+            recorded = True
             self.send(resp, truncate=bool(fault and fault["kind"] == "truncate"))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -2498,11 +2511,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
         finally:
             now = CLOCK.now()
-            STATE.record({"t": iso_ms_z(now), "endpoint": endpoint, "method": self.command,
-                          "path": path + ("?" + query if query else ""), "status": status, "fault": fault and fault["kind"],
-                          "user_agent": self.headers.get("User-Agent"),
-                          "authorization": (self.headers.get("Authorization") or "").split(" ")[0] or None,
-                          "body": body[:4000].decode("utf-8", "replace") if body else None})
+            if not recorded:
+                record(status)
             access_log('%s %s "%s %s %s" %d %d %s %s %.1fms' % (
                 iso_ms_z(now), self.client_address[0], self.command, self.path, self.request_version, status,
                 size, endpoint, kind, (time.monotonic() - started) * 1000))
