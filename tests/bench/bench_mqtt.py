@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def bench_roundtrip(tools):
         say("roundtrip_request", payload)
         say("roundtrip_ratepool_reply_bytes", size)
         ready = os.path.join(daemon.dir, "echo.ready")
-        echo = harness.subprocess.Popen([tools.echo, "--url", broker.url, "--prefix", "echo", "--size",
+        echo = subprocess.Popen([tools.echo, "--url", broker.url, "--prefix", "echo", "--size",
                                          str(size), "--ready-file", ready],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         harness._track(echo)
@@ -359,7 +360,6 @@ def economy_days(tools, users, day="2026-11-23"):
                                             rate="%.3f" % rate, duration="%.3f" % (2 * day_real), inflight=64,
                                             connections=min(users, 20), timeout_ms=10000,
                                             timeout=2 * day_real + 60)
-        import threading
         th = threading.Thread(target=load)
         th.start()
         for d in (1, 2):
@@ -534,7 +534,6 @@ def bench_memory(tools):
         def load():
             result["r"] = tools.loadgen_run(broker, "ratepool", series=series, rate=rate, duration=seconds,
                                             inflight=16, timeout_ms=10000, timeout=seconds + 60)
-        import threading
         th = threading.Thread(target=load)
         th.start()
         while th.is_alive():
