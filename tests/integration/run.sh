@@ -1,5 +1,7 @@
 #!/bin/sh
-# Integration tests: each tests/integration/test_*.py against a real mosquitto and the fake upstream.
+# Integration tests: each tests/integration/test_*.py, in its own process,
+# two files at a time (run_parallel.py), against real mosquitto brokers and
+# the fake upstream. Ends with "integration: N passed, N failed".
 set -e
 cd "$(dirname "$0")/../.."
-exec python3 -m unittest discover -s tests/integration -p "test_*.py" -v
+exec python3 tests/integration/run_parallel.py
