@@ -603,17 +603,19 @@ static bool serve_or_wait(struct daemon *d, struct series *s, struct pending *p,
 	const struct config *cfg = d->cfg;
 	int64_t age;
 	size_t i, g0 = 0; /* the first gap a fetch could fill */
+	int64_t earliest;
 	bool future_only = true;
 
 	if(store_lookup(d->store, &p->req.ref, p->req.from, p->req.to, l)) {
 		answer_pending(d, s, p, false, false, now);
 		return true;
 	}
-	/* A forecast has no past: gaps that ended before now cannot be
-	 * fetched, so they neither make a request wait nor cost a call. */
-	if(s->p->revisable)
-		while(g0 < l->n_missing && l->missing[g0].to <= now)
-			g0++;
+	/* Gaps before what the upstream still answers for (a forecast's past,
+	 * Tibber before today, AEMO's rolling day) cannot be filled: they
+	 * neither make a request wait nor cost a call. */
+	earliest = provider_earliest(s->p, now);
+	while(g0 < l->n_missing && l->missing[g0].to <= earliest)
+		g0++;
 	if(g0 == l->n_missing && l->slots.n) {
 		if(!s->p->revisable)
 			goto hit;
@@ -628,7 +630,7 @@ static bool serve_or_wait(struct daemon *d, struct series *s, struct pending *p,
 		}
 	}
 	if(g0 == l->n_missing && l->n_missing)
-		goto hit; /* only a forecast's past is missing: nothing to fetch */
+		goto hit; /* only the unfillable past is missing: nothing to fetch */
 	if(s->not_found_until > now || s->retry_at > now)
 		goto hit; /* negative cache or backoff: the answer says why */
 	for(i = g0; i < l->n_missing; i++)

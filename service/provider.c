@@ -110,3 +110,18 @@ void provider_retry_policy(const struct config *cfg, struct http_retry_policy *o
 	if(out->cap_ms < out->base_ms)
 		out->cap_ms = out->base_ms;
 }
+
+int64_t provider_earliest(const struct provider *p, int64_t now)
+{
+	if(p->revisable)
+		return now;
+	switch(p->history) {
+	case PROVIDER_HISTORY_TODAY:
+		return rtime_day_start(p->zone, now);
+	case PROVIDER_HISTORY_ROLLING:
+		return now - p->history_s;
+	case PROVIDER_HISTORY_ALL:
+	default:
+		return INT64_MIN;
+	}
+}

@@ -41,6 +41,14 @@ struct provider_result {
 	char source[32];          /* endpoint label kept with the fetch group */
 };
 
+/* How far back an upstream still answers. Gaps before that can never be
+ * filled, so they never cost an upstream call (provider_earliest). */
+enum provider_history {
+	PROVIDER_HISTORY_ALL = 0, /* keeps everything (Octopus, Energy-Charts) */
+	PROVIDER_HISTORY_TODAY,   /* from the start of today, local (Tibber) */
+	PROVIDER_HISTORY_ROLLING  /* the last history_s seconds (AEMO 5MIN) */
+};
+
 /* When an upstream's new data appears, so the scheduler polls then. */
 enum provider_cadence {
 	PROVIDER_DAILY,    /* day-ahead: next day published once a day */
@@ -59,6 +67,8 @@ struct provider {
 	int period_s;             /* PERIODIC: period; forecasts use the TTL */
 	int delay_s;              /* PERIODIC: typical delay after the boundary */
 	bool revisable;           /* forecasts: values change, TTL applies */
+	enum provider_history history;
+	int history_s;            /* PROVIDER_HISTORY_ROLLING: seconds back */
 	bool needs_auth;
 	/* Fetches [from, to) for series `id` into res->slots (unsorted is
 	 * fine). Returns 0 or RP_E*; on error no slots are kept. */
@@ -78,6 +88,11 @@ void provider_result_free(struct provider_result *res);
  * p->max_abs); on any error the slots are emptied. Sets fetched_at. */
 int provider_fetch(const struct provider *p, const struct provider_ctx *ctx, const char *id, int64_t from,
 		   int64_t to, struct provider_result *res, struct rp_err *err);
+
+/* The earliest instant p's upstream still answers for at `now`;
+ * INT64_MIN when it keeps all history. A forecast (revisable) has no
+ * past: now. */
+int64_t provider_earliest(const struct provider *p, int64_t now);
 
 /* Builds the ctx's retry policy from the config. */
 void provider_retry_policy(const struct config *cfg, struct http_retry_policy *out);

@@ -241,6 +241,8 @@ const struct provider provider_aemo = {
         .period_s = AEMO_INTERVAL,
         .delay_s = 60,
         .revisable = false,
+        .history = PROVIDER_HISTORY_ROLLING,
+        .history_s = 86400,
         .needs_auth = false,
         .fetch = aemo_fetch,
 };

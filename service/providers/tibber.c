@@ -431,6 +431,7 @@ const struct provider provider_tibber = {
         .period_s = 0,
         .delay_s = 0,
         .revisable = false,
+        .history = PROVIDER_HISTORY_TODAY,
         .needs_auth = true,
         .fetch = tibber_fetch,
 };

@@ -1,12 +1,17 @@
-"""Rolling actuals (AEMO 5-minute dispatch) appear only after their
-interval ends, so no slot ever holds "now": the latest interval is the
-current price while it is recent, and a tracked AEMO series leaves health
-healthy."""
+"""Upstreams with a limited past. Rolling actuals (AEMO 5-minute dispatch)
+appear only after their interval ends, so no slot ever holds "now": the
+latest interval is the current price while it is recent, and a tracked
+AEMO series leaves health healthy. Tibber serves only today and tomorrow:
+the part of a request before today can never be fetched and costs no
+upstream call, however often it is asked for."""
 
 import json
 import unittest
 
-from harness import FakeUpstream, Mosquitto, Ratepool, mqtt_retained, wait_until
+import time
+
+from harness import FakeUpstream, Mosquitto, Ratepool, mqtt_retained, wait_until, TIBBER_HOME
+from mqtt5 import MqttClient
 
 CURRENT = "ratepool/prices/aemo/NSW1/current"
 DOC = "ratepool/prices/aemo/NSW1"
@@ -44,6 +49,28 @@ class RollingActuals(unittest.TestCase):
         self.assertIsNone(mqtt_retained(broker.port, CURRENT) or None)
         wait_until(lambda: later.cli("health").returncode == 1, timeout=10, message="health degraded")
         later.assert_clean()
+
+
+class LimitedHistory(unittest.TestCase):
+    def test_tibber_past_before_today_is_never_fetched_again(self):
+        # 11:00 CET: today is published, tomorrow not yet (13:00). Default
+        # requests reach 24 h back, before anything Tibber serves.
+        fake = FakeUpstream(self, clock="2026-11-21T10:00:00Z,60").start()
+        broker = Mosquitto(self).start()
+        daemon = Ratepool(self, fake=fake, broker=broker).start(wait_log=r"mqtt_connected")
+        client = MqttClient(broker.port).connect()
+        self.addCleanup(client.close)
+        client.subscribe("r/#", qos=1)
+        topic = "ratepool/request/tibber/" + TIBBER_HOME
+        for i in range(20):  # one request every 30 simulated seconds, 10 minutes
+            cd = b"t%d" % i
+            client.publish(topic, b"", qos=1, response_topic="r/t", correlation=cd)
+            reply = client.wait_for(lambda m: m.correlation == cd, timeout=10).json()
+            self.assertNotEqual(reply["status"], "error", reply)
+            self.assertTrue(reply["rates"])
+            time.sleep(0.5)
+        self.assertEqual(fake.call_count("tibber_graphql"), 1, "the unfillable past cost upstream calls")
+        daemon.assert_clean()
 
 
 if __name__ == "__main__":
