@@ -46,20 +46,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#define INBOX_CAPACITY      65536
-#define SERIES_BUCKETS      4096
-#define SERIES_MAX          10000
-#define PENDING_MAX         200000
-#define FETCH_THREADS       4
-#define TICK_MS             50
-#define WATCH_INTERVAL_S    2
-#define GC_INTERVAL_S       3600
-#define LEASE_RECHECK_MS    200
-#define HEALTH_MIN_GAP_MS   1000
+#define INBOX_CAPACITY          65536
+#define SERIES_BUCKETS          4096
+#define SERIES_MAX              10000
+#define PENDING_MAX             200000
+#define FETCH_THREADS           4
+#define TICK_MS                 50
+#define WATCH_INTERVAL_S        2
+#define GC_INTERVAL_S           3600
+#define LEASE_RECHECK_MS        200
+#define HEALTH_MIN_GAP_MS       1000
 #define CURRENT_EXPIRY_MARGIN_S 120
-#define DEMAND_PERSIST_S    60
-#define GAP_RETRY_S         60
-#define TIMERS_MIN_GAP_MS   TICK_MS
+#define DEMAND_PERSIST_S        60
+#define GAP_RETRY_S             60
+#define TIMERS_MIN_GAP_MS       TICK_MS
 /* Longest Retry-After a fetch waits for (provider_retry_policy): part of the lease. */
 #define LEASE_RETRY_AFTER_S 60
 #define LEASE_POLL_RETRY_S  10
@@ -82,8 +82,8 @@ struct series {
 	struct series *hnext;
 	uint32_t seed;
 
-	bool tracked;     /* refreshed and published */
-	bool configured;  /* from RATEPOOL_SERIES: never idles out */
+	bool tracked;    /* refreshed and published */
+	bool configured; /* from RATEPOOL_SERIES: never idles out */
 	int64_t last_requested;
 	int64_t demand_persisted;
 
@@ -94,13 +94,13 @@ struct series {
 	int failures;
 	int last_code; /* of the last failed fetch */
 	long retry_after;
-	int64_t retry_at;       /* no request-driven fetch before this (backoff) */
+	int64_t retry_at;                /* no request-driven fetch before this (backoff) */
 	struct store_range failed_range; /* what the last failed fetch asked for */
 	int64_t last_success;
 	int64_t not_found_until;
 	int64_t next_poll;
-	int64_t recheck_at_ms;  /* lease held elsewhere: look again then */
-	int64_t gap_block_until; /* a gap fetch just ran and left gaps: do not repeat */
+	int64_t recheck_at_ms;              /* lease held elsewhere: look again then */
+	int64_t gap_block_until;            /* a gap fetch just ran and left gaps: do not repeat */
 	struct store_range gap_block_range; /* ... for gaps inside the range it asked for */
 	int64_t complete_until;
 	struct store_range flight_range;
@@ -166,7 +166,6 @@ struct daemon {
 	unsigned long token_seen[AUTH_KIND_COUNT];
 	char owner[128];
 };
-
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reopen_requested;
@@ -256,7 +255,7 @@ static void publish_doc(struct daemon *d, struct series *s, int64_t now)
 	rc = store_lookup(d->store, &s->ref, from, to, &d->lookup);
 	if(rc) {
 		log_warn("publish_skipped", "series=%s/%s error=\"%s\"", s->ref.provider, s->ref.id,
-			 rp_strerror(rc));
+		         rp_strerror(rc));
 		return;
 	}
 	if(!d->lookup.slots.n) {
@@ -367,7 +366,8 @@ static void sync_token_stats(struct daemon *d, int64_t now)
 	for(k = 0; k < AUTH_KIND_COUNT; k++) {
 		auth_stats_get(d->auth, (enum auth_kind)k, &st);
 		while(d->token_seen[k] < st.refresh_count) {
-			health_token_refreshed(&d->health, owners[k], st.last_refresh ? st.last_refresh : now);
+			health_token_refreshed(&d->health, owners[k],
+			                       st.last_refresh ? st.last_refresh : now);
 			d->token_seen[k]++;
 			d->health_dirty = true;
 		}
@@ -414,16 +414,17 @@ static void publish_health(struct daemon *d, int64_t now)
 /* --- replies ------------------------------------------------------------- */
 
 static void send_reply(struct daemon *d, const struct request *req, const char *topic, const void *corr,
-		       size_t corr_len, int qos, const char *status, const struct slot_list *slots,
-		       const char *unit, int64_t fetched_at, const struct store_range *missing, size_t n_missing,
-		       const struct rp_err *error)
+                       size_t corr_len, int qos, const char *status, const struct slot_list *slots,
+                       const char *unit, int64_t fetched_at, const struct store_range *missing,
+                       size_t n_missing, const struct rp_err *error)
 {
 	char *json = NULL;
 	size_t len = 0;
 
 	if(!topic)
 		return;
-	if(request_reply_json(req, status, slots, NULL, unit, fetched_at, missing, n_missing, error, &json, &len))
+	if(request_reply_json(req, status, slots, NULL, unit, fetched_at, missing, n_missing, error, &json,
+	                      &len))
 		return;
 	if(mqtt_reply(d->mqtt, topic, corr, corr_len, json, len, qos, 0))
 		log_debug("reply_failed", "series=%s", req->ref_ok ? req->ref.id : "-");
@@ -449,7 +450,7 @@ static bool missing_only_unpublished(const struct series *s, const struct store_
  * bounded wait ran out while a fetch was still needed. looked_up: d->lookup
  * already holds this request's range (the hit path saves a second scan). */
 static void answer(struct daemon *d, struct series *s, const struct request *req, const char *topic,
-		   const void *corr, size_t corr_len, int qos, bool timed_out, bool looked_up, int64_t now)
+                   const void *corr, size_t corr_len, int qos, bool timed_out, bool looked_up, int64_t now)
 {
 	struct store_lookup *l = &d->lookup;
 	struct rp_err err;
@@ -462,43 +463,44 @@ static void answer(struct daemon *d, struct series *s, const struct request *req
 		rc = store_lookup(d->store, &req->ref, req->from, req->to, l);
 	if(rc) {
 		rp_err_set(&err, rc, "the store could not be read: %s", rp_strerror(rc));
-		send_reply(d, req, topic, corr, corr_len, qos, REQUEST_STATUS_ERROR, NULL, "", 0, NULL, 0, &err);
+		send_reply(d, req, topic, corr, corr_len, qos, REQUEST_STATUS_ERROR, NULL, "", 0, NULL, 0,
+		           &err);
 		return;
 	}
 	unit = l->slots.unit[0] ? l->slots.unit : s->p->unit;
 	if(!l->slots.n && s->not_found_until > now) {
-		rp_err_set(&err, RP_ENOTFOUND, "the upstream does not know %s/%s", s->ref.provider, s->ref.id);
+		rp_err_set(&err, RP_ENOTFOUND, "the upstream does not know %s/%s", s->ref.provider,
+		           s->ref.id);
 		status = REQUEST_STATUS_ERROR;
-	}
-	else if(!l->slots.n && (s->failures > 0 || timed_out)) {
+	} else if(!l->slots.n && (s->failures > 0 || timed_out)) {
 		struct health_provider hp;
 		const char *why = "no answer in time";
 		int code = RP_EUNAVAILABLE;
-		if(s->failures > 0 && !health_provider_get(&d->health, s->ref.provider, &hp) && hp.last_error[0]) {
+		if(s->failures > 0 && !health_provider_get(&d->health, s->ref.provider, &hp) &&
+		   hp.last_error[0]) {
 			why = hp.last_error;
 			/* A refusal the user must act on keeps its own code. */
-			if(s->last_code == RP_EINVAL || s->last_code == RP_EAUTH || s->last_code == RP_EFORBIDDEN)
+			if(s->last_code == RP_EINVAL || s->last_code == RP_EAUTH ||
+			   s->last_code == RP_EFORBIDDEN)
 				code = s->last_code;
 		}
 		if(code == RP_EUNAVAILABLE)
 			rp_err_set(&err, code, "%s is unavailable and nothing is held for this range: %s",
-				   s->ref.provider, why);
+			           s->ref.provider, why);
 		else
 			rp_err_set(&err, code, "%s", why); /* the refusal says it all; the upstream is up */
 		status = REQUEST_STATUS_ERROR;
-	}
-	else if(s->failures > 0 || (timed_out && l->n_missing) ||
-		(s->p->revisable && l->slots.n &&
-		 now - l->newest_fetched_at > d->cfg->forecast_ttl_s + d->cfg->stale_grace_s)) {
+	} else if(s->failures > 0 || (timed_out && l->n_missing) ||
+	          (s->p->revisable && l->slots.n &&
+	           now - l->newest_fetched_at > d->cfg->forecast_ttl_s + d->cfg->stale_grace_s)) {
 		status = REQUEST_STATUS_STALE;
 		health_count(&d->health, HEALTH_STALE_SERVED, 1);
-	}
-	else if(l->n_missing && !missing_only_unpublished(s, l))
+	} else if(l->n_missing && !missing_only_unpublished(s, l))
 		status = REQUEST_STATUS_PARTIAL;
 	else
 		status = REQUEST_STATUS_OK;
 	send_reply(d, req, topic, corr, corr_len, qos, status, &l->slots, unit, l->fetched_at, l->missing,
-		   l->n_missing, err.code ? &err : NULL);
+	           l->n_missing, err.code ? &err : NULL);
 }
 
 static void pending_free(struct pending *p)
@@ -509,7 +511,7 @@ static void pending_free(struct pending *p)
 }
 
 static void answer_pending(struct daemon *d, struct series *s, struct pending *p, bool timed_out,
-			   bool looked_up, int64_t now)
+                           bool looked_up, int64_t now)
 {
 	answer(d, s, &p->req, p->reply_topic, p->corr, p->corr_len, p->qos, timed_out, looked_up, now);
 	pending_free(p);
@@ -519,7 +521,7 @@ static void answer_pending(struct daemon *d, struct series *s, struct pending *p
 /* --- fetching ------------------------------------------------------------ */
 
 static void start_fetch(struct daemon *d, struct series *s, int64_t from, int64_t to, bool scheduled,
-			int64_t fresh_after, bool retry)
+                        int64_t fresh_after, bool retry)
 {
 	struct fetch_job job;
 	int rc;
@@ -538,7 +540,7 @@ static void start_fetch(struct daemon *d, struct series *s, int64_t from, int64_
 	rc = fetcher_submit(d->fetcher, &job);
 	if(rc) {
 		log_warn("fetch_not_queued", "series=%s/%s error=\"%s\"", s->ref.provider, s->ref.id,
-			 rp_strerror(rc));
+		         rp_strerror(rc));
 		return;
 	}
 	s->in_flight = true;
@@ -625,7 +627,8 @@ static bool serve_or_wait(struct daemon *d, struct series *s, struct pending *p,
 		if(age <= cfg->forecast_ttl_s + cfg->stale_grace_s) {
 			/* Stale-while-revalidate: answer now, one refresh. */
 			if(!s->in_flight && s->retry_at <= now)
-				start_fetch(d, s, p->req.from, p->req.to, false, now - cfg->forecast_ttl_s, false);
+				start_fetch(d, s, p->req.from, p->req.to, false, now - cfg->forecast_ttl_s,
+				            false);
 			goto hit;
 		}
 	}
@@ -646,7 +649,8 @@ static bool serve_or_wait(struct daemon *d, struct series *s, struct pending *p,
 	if(!s->in_flight) {
 		int64_t from = g0 < l->n_missing ? l->missing[g0].from : p->req.from;
 		int64_t to = g0 < l->n_missing ? l->missing[l->n_missing - 1].to : p->req.to;
-		start_fetch(d, s, from, to, false, s->p->revisable ? now - cfg->forecast_ttl_s : 0, s->failures > 0);
+		start_fetch(d, s, from, to, false, s->p->revisable ? now - cfg->forecast_ttl_s : 0,
+		            s->failures > 0);
 		if(!s->in_flight)
 			goto hit;
 	}
@@ -701,11 +705,10 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 			s->gap_block_range.from = done->job.from;
 			s->gap_block_range.to = done->job.to;
 		}
-		log_info("fetch_done", "series=%s/%s slots=%zu added=%zu changed=%zu calls=%d%s", s->ref.provider,
-			 s->ref.id, done->slots, done->written.added, done->written.changed, done->upstream_calls,
-			 done->skipped ? " skipped=1" : "");
-	}
-	else {
+		log_info("fetch_done", "series=%s/%s slots=%zu added=%zu changed=%zu calls=%d%s",
+		         s->ref.provider, s->ref.id, done->slots, done->written.added, done->written.changed,
+		         done->upstream_calls, done->skipped ? " skipped=1" : "");
+	} else {
 		/* Unknown upstream: only when nothing was ever held, so a
 		 * transient 404 (a page lost mid-paging) is stale-if-error,
 		 * not the end of a series. */
@@ -721,21 +724,24 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 		if(done->code == RP_EFULL)
 			d->next_gc = 0; /* the store is at its bound or the disk is full: evict now */
 		s->retry_after = done->err.retry_after;
-		log_warn("fetch_failed", "series=%s/%s code=%s failures=%d calls=%d msg=\"%s\"", s->ref.provider,
-			 s->ref.id, rp_code_name(done->code), s->failures, done->upstream_calls, done->err.msg);
+		log_warn("fetch_failed", "series=%s/%s code=%s failures=%d calls=%d msg=\"%s\"",
+		         s->ref.provider, s->ref.id, rp_code_name(done->code), s->failures,
+		         done->upstream_calls, done->err.msg);
 	}
 	refresh_complete_until(d, s);
 	/* A poll (ours, or another process's that made ours unnecessary)
 	 * schedules the next one from its start, so processes sharing a store
 	 * agree on the instant and the lease makes it one upstream call. */
-	schedule_next(d, s, done->code == 0 && done->job.scheduled && done->polled_at ? done->polled_at : now);
+	schedule_next(d, s,
+	              done->code == 0 && done->job.scheduled && done->polled_at ? done->polled_at : now);
 	if(s->failures) {
 		/* Requests may make the series ask again once the backoff has
 		 * passed, not only at the next scheduled poll, which can be
 		 * hours away (a daily tariff before its publication time). */
 		int64_t wait = sched_backoff(s->failures, s->seed, now);
 		if(s->retry_after > wait)
-			wait = s->retry_after > SCHED_RETRY_AFTER_MAX ? SCHED_RETRY_AFTER_MAX : s->retry_after;
+			wait = s->retry_after > SCHED_RETRY_AFTER_MAX ? SCHED_RETRY_AFTER_MAX
+			                                              : s->retry_after;
 		s->retry_at = now + wait;
 		/* ... and the series asks again by itself then, for what
 		 * failed: otherwise stale data and degraded health would last
@@ -755,8 +761,7 @@ static void finish_flight(struct daemon *d, struct fetch_done *done)
 			p->refetched = true;
 			if(!serve_or_wait(d, s, p, now, false))
 				continue;
-		}
-		else
+		} else
 			answer_pending(d, s, p, false, false, now);
 	}
 }
@@ -809,8 +814,7 @@ static void persist_tracking(struct daemon *d, struct series *s, int64_t now)
 		rec.resolution = s->p->resolution;
 		rec.zone = s->p->zone;
 		rec.created_at = now;
-	}
-	else if((rec.tracked != 0) == s->tracked && rec.last_requested == s->last_requested) {
+	} else if((rec.tracked != 0) == s->tracked && rec.last_requested == s->last_requested) {
 		/* Unchanged, e.g. every series a warm start loads: a durable
 		 * write each made a restart with 1,000 series take seconds. */
 		s->demand_persisted = now;
@@ -855,7 +859,7 @@ static struct series *demand(struct daemon *d, const struct series_ref *ref, int
 		}
 		if(d->new_in_window >= d->cfg->new_series_per_minute) {
 			rp_err_set(err, RP_ELIMIT, "more than %d new series a minute; ask again later",
-				   d->cfg->new_series_per_minute);
+			           d->cfg->new_series_per_minute);
 			return NULL;
 		}
 		s = series_add(d, ref, p);
@@ -867,7 +871,7 @@ static struct series *demand(struct daemon *d, const struct series_ref *ref, int
 	}
 	if(s->not_found_until > now) {
 		rp_err_set(err, RP_ENOTFOUND, "the upstream does not know %s/%s (remembered for a while)",
-			   ref->provider, ref->id);
+		           ref->provider, ref->id);
 		return NULL;
 	}
 	s->last_requested = now;
@@ -880,8 +884,8 @@ static struct series *demand(struct daemon *d, const struct series_ref *ref, int
 /* Sends the error reply to a request that goes no further, and frees it. */
 static void refuse(struct daemon *d, struct pending *p, const struct rp_err *err)
 {
-	send_reply(d, &p->req, p->reply_topic, p->corr, p->corr_len, p->qos, REQUEST_STATUS_ERROR, NULL, "", 0,
-		   NULL, 0, err);
+	send_reply(d, &p->req, p->reply_topic, p->corr, p->corr_len, p->qos, REQUEST_STATUS_ERROR, NULL, "",
+	           0, NULL, 0, err);
 	pending_free(p);
 }
 
@@ -943,7 +947,8 @@ static void resolve_alias(struct daemon *d, struct account_wait *a, struct pendi
 		 * stored): answer now rather than look up again in a loop. */
 		a->retry_at = now + GAP_RETRY_S;
 		a->last_code = RP_EUNAVAILABLE;
-		snprintf(a->last_error, sizeof(a->last_error), "the Octopus account record could not be refreshed");
+		snprintf(a->last_error, sizeof(a->last_error),
+		         "the Octopus account record could not be refreshed");
 		rp_err_set(&err, a->last_code, "%s", a->last_error);
 		refuse(d, p, &err);
 		return;
@@ -954,7 +959,8 @@ static void resolve_alias(struct daemon *d, struct account_wait *a, struct pendi
 			job.provider = provider_find("octopus");
 			job.account = true;
 			job.seq = ++d->flight_seq;
-			if(series_ref_set(&job.ref, "octopus", a->alias) || fetcher_submit(d->fetcher, &job)) {
+			if(series_ref_set(&job.ref, "octopus", a->alias) ||
+			   fetcher_submit(d->fetcher, &job)) {
 				rp_err_set(&err, RP_EBUSY, "the account lookup could not be queued");
 				refuse(d, p, &err);
 				return;
@@ -974,8 +980,8 @@ static void resolve_alias(struct daemon *d, struct account_wait *a, struct pendi
 		return;
 	}
 	if(!rc && !n)
-		rc = rp_err_set(&err, RP_ENOTFOUND, "account '%s' has no electricity import tariff in that range",
-				a->alias);
+		rc = rp_err_set(&err, RP_ENOTFOUND,
+		                "account '%s' has no electricity import tariff in that range", a->alias);
 	if(!rc && (!series_id_valid(spans[0].tariff_code) || spans[0].from >= spans[0].to))
 		rc = rp_err_set(&err, RP_EGARBAGE, "account '%s' names an unusable tariff", a->alias);
 	if(rc) {
@@ -1006,7 +1012,7 @@ static void finish_account(struct daemon *d, struct fetch_done *done)
 		a->last_code = done->code;
 		snprintf(a->last_error, sizeof(a->last_error), "%s", done->err.msg);
 		log_warn("account_failed", "alias=%s code=%s msg=\"%s\"", a->alias, rp_code_name(done->code),
-			 done->err.msg);
+		         done->err.msg);
 	}
 	list = a->waiters;
 	a->waiters = NULL;
@@ -1033,8 +1039,7 @@ static void expire_account_waiters(struct daemon *d, int64_t now_ms, bool all)
 				*pp = p->next;
 				d->n_pending--;
 				refuse(d, p, &err);
-			}
-			else
+			} else
 				pp = &p->next;
 		}
 	}
@@ -1055,13 +1060,12 @@ static void handle_message(struct daemon *d, struct mqtt_msg *m)
 	rp_err_clear(&err);
 	health_count(&d->health, HEALTH_REQUESTS, 1);
 	rc = request_parse(d->cfg->topic_prefix, m->topic, m->payload, m->len, m->response_topic != NULL, now,
-			   &d->limits, &p->req, &err);
+	                   &d->limits, &p->req, &err);
 	if(m->response_topic) {
 		if(request_reply_topic_ok(d->cfg->topic_prefix, d->cfg->discovery_prefix, m->response_topic,
-					  m->response_topic_len, MQTT_TOPIC_MAX))
+		                          m->response_topic_len, MQTT_TOPIC_MAX))
 			topic = m->response_topic;
-	}
-	else if(p->req.reply == REQUEST_REPLY_TO)
+	} else if(p->req.reply == REQUEST_REPLY_TO)
 		topic = p->req.reply_to;
 	p->qos = m->qos > 1 ? 1 : m->qos;
 	if(topic) {
@@ -1103,8 +1107,7 @@ static void expire_waiters(struct daemon *d, struct series *s, int64_t now, int6
 			*pp = p->next;
 			s->n_waiters--;
 			answer_pending(d, s, p, true, false, now);
-		}
-		else
+		} else
 			pp = &p->next;
 	}
 }
@@ -1169,8 +1172,8 @@ static void run_timers(struct daemon *d)
 			recheck(d, s, now);
 		if(!s->tracked)
 			continue;
-		if(!s->configured && d->cfg->series_idle_s > 0 && now - s->last_requested > d->cfg->series_idle_s &&
-		   !s->in_flight && !s->waiters) {
+		if(!s->configured && d->cfg->series_idle_s > 0 &&
+		   now - s->last_requested > d->cfg->series_idle_s && !s->in_flight && !s->waiters) {
 			untrack(d, s, now, "series_idle");
 			continue;
 		}
@@ -1199,7 +1202,7 @@ static void run_timers(struct daemon *d)
 			}
 			if(r.from < r.to)
 				start_fetch(d, s, r.from, r.to, true,
-					    s->p->revisable ? now - d->cfg->forecast_ttl_s : 0, retry);
+				            s->p->revisable ? now - d->cfg->forecast_ttl_s : 0, retry);
 			if(!s->in_flight)
 				schedule_next(d, s, now);
 		}
@@ -1219,7 +1222,7 @@ static void run_timers(struct daemon *d)
 		d->next_gc = now + GC_INTERVAL_S;
 		if(store_gc(d->store, now, 0, &gc) == 0 && gc.groups_evicted)
 			log_info("gc", "groups=%zu slots=%zu bytes_before=%" PRIu64 " bytes_after=%" PRIu64,
-				 gc.groups_evicted, gc.slots_evicted, gc.bytes_before, gc.bytes_after);
+			         gc.groups_evicted, gc.slots_evicted, gc.bytes_before, gc.bytes_after);
 		store_reader_check(d->store, NULL);
 	}
 }
@@ -1278,7 +1281,7 @@ static int load_series(struct daemon *d, int64_t now)
 		struct series *s = series_find(d, &d->cfg->series[k]);
 		if(!p) {
 			log_error("config_series_unknown", "series=%s/%s", d->cfg->series[k].provider,
-				  d->cfg->series[k].id);
+			          d->cfg->series[k].id);
 			continue;
 		}
 		if(!s)
@@ -1366,7 +1369,7 @@ static int open_store(const struct config *cfg, struct store **out)
 	rc = store_open(out, &opt, &err);
 	if(rc)
 		log_error("store_open_failed", "path=\"%s\" code=%s msg=\"%s\"", cfg->store, rp_code_name(rc),
-			  err.msg);
+		          err.msg);
 	return rc;
 }
 
@@ -1442,9 +1445,9 @@ int daemon_run(const struct config *cfg)
 	/* A lease outlives a dead process by this long; scaled so that an
 	 * accelerated test clock does not expire it mid-fetch. */
 	rc = fetcher_new(&d->fetcher, FETCH_THREADS, d->store, &d->ctx, d->owner,
-			 (int)((cfg->http_timeout_ms / 1000 + LEASE_RETRY_AFTER_S + 10) * cfg->retry_max_attempts /
-			       rtime_real_seconds(1.0)),
-			 on_fetch_done, d);
+	                 (int)((cfg->http_timeout_ms / 1000 + LEASE_RETRY_AFTER_S + 10) *
+	                       cfg->retry_max_attempts / rtime_real_seconds(1.0)),
+	                 on_fetch_done, d);
 	if(rc)
 		goto out;
 
@@ -1479,7 +1482,7 @@ int daemon_run(const struct config *cfg)
 		goto out;
 	}
 	log_info("started", "version=%s store=\"%s\" broker=\"%s\" series=%zu", RATEPOOL_VERSION, cfg->store,
-		 cfg->mqtt_url, d->n_tracked);
+	         cfg->mqtt_url, d->n_tracked);
 
 	while(!stop_requested) {
 		struct mqtt_msg *m;

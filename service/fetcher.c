@@ -13,7 +13,6 @@
 
 #define FETCHER_THREADS_MAX 32
 
-
 struct fetcher {
 	struct store *store;
 	const struct provider_ctx *ctx;
@@ -61,7 +60,8 @@ static bool polled_recently_elsewhere(struct store *s, const struct series_ref *
 		t = strtoll(val, &end, 10);
 		/* Either side of now: processes on an accelerated test clock
 		 * disagree by their start-up time times the speed. */
-		recent = !errno && end != val && t > now - FETCHER_SHARED_POLL_S && t < now + FETCHER_SHARED_POLL_S;
+		recent = !errno && end != val && t > now - FETCHER_SHARED_POLL_S &&
+		         t < now + FETCHER_SHARED_POLL_S;
 		if(recent)
 			*at = (int64_t)t;
 	}
@@ -91,10 +91,10 @@ static bool already_held(struct store *s, const struct fetch_job *job, bool *fut
 	size_t i;
 
 	store_lookup_init(&l);
-	held = store_lookup(s, &job->ref, job->from, job->to, &l) == 0 && l.n_missing == 0 &&
-	       l.slots.n > 0 && (job->fresh_after == 0 || l.fetched_at >= job->fresh_after);
+	held = store_lookup(s, &job->ref, job->from, job->to, &l) == 0 && l.n_missing == 0 && l.slots.n > 0 &&
+	       (job->fresh_after == 0 || l.fetched_at >= job->fresh_after);
 	*future_only = !held && l.n_missing > 0 && !l.truncated_missing &&
-		       store_complete_until(s, &job->ref, &cu) == 0 && cu > 0;
+	               store_complete_until(s, &job->ref, &cu) == 0 && cu > 0;
 	for(i = 0; *future_only && i < l.n_missing; i++)
 		if(l.missing[i].from < cu)
 			*future_only = false;
@@ -144,8 +144,8 @@ static void run_job(struct fetcher *f, const struct fetch_job *job, struct fetch
 		goto release;
 	d->slots = res.slots.n;
 	if(res.slots.n) {
-		d->code = store_put_answer(f->store, &job->ref, job->provider->zone, &res.slots, res.fetched_at,
-					   res.source, &d->written);
+		d->code = store_put_answer(f->store, &job->ref, job->provider->zone, &res.slots,
+		                           res.fetched_at, res.source, &d->written);
 		if(d->code) {
 			rp_err_set(&d->err, d->code, "could not store the answer: %s", rp_strerror(d->code));
 			goto release;
@@ -188,13 +188,14 @@ static void *worker(void *arg)
 }
 
 int fetcher_new(struct fetcher **out, int threads, struct store *store, const struct provider_ctx *ctx,
-		const char *owner, int lease_ttl_s, fetcher_done_fn done, void *arg)
+                const char *owner, int lease_ttl_s, fetcher_done_fn done, void *arg)
 {
 	struct fetcher *f;
 	int i;
 
 	*out = NULL;
-	if(threads < 1 || threads > FETCHER_THREADS_MAX || !store || !ctx || !owner || !done || lease_ttl_s < 1)
+	if(threads < 1 || threads > FETCHER_THREADS_MAX || !store || !ctx || !owner || !done ||
+	   lease_ttl_s < 1)
 		return RP_EINVAL;
 	f = calloc(1, sizeof(*f));
 	if(!f)

@@ -206,8 +206,7 @@ static int parse_wall(const char **p, int64_t *wall)
 	int y, mo, d, h, mi, s = 0;
 	const char *q = *p;
 
-	if(!q || digits(&q, 4, &y) || *q++ != '-' || digits(&q, 2, &mo) || *q++ != '-' ||
-	   digits(&q, 2, &d))
+	if(!q || digits(&q, 4, &y) || *q++ != '-' || digits(&q, 2, &mo) || *q++ != '-' || digits(&q, 2, &d))
 		return RP_EINVAL;
 	if(*q != 'T' && *q != 't' && *q != ' ')
 		return RP_EINVAL;
@@ -248,8 +247,7 @@ int rtime_parse(const char *text, int64_t *out)
 		p++;
 		oh = om = 0;
 		sign = 1;
-	}
-	else if(*p == '+' || *p == '-') {
+	} else if(*p == '+' || *p == '-') {
 		sign = *p++ == '-' ? -1 : 1;
 		if(digits(&p, 2, &oh))
 			return RP_EINVAL;
@@ -257,8 +255,7 @@ int rtime_parse(const char *text, int64_t *out)
 			p++;
 		if(digits(&p, 2, &om) || oh > 23 || om > 59)
 			return RP_EINVAL;
-	}
-	else
+	} else
 		return RP_EINVAL;
 	if(*p)
 		return RP_EINVAL;
@@ -313,9 +310,22 @@ void rtime_format(int64_t t, char out[RTIME_TEXT_SIZE])
 }
 
 static const char *cet_names[] = {
-	"CET", "Europe/Berlin", "Europe/Paris", "Europe/Amsterdam", "Europe/Brussels", "Europe/Vienna",
-	"Europe/Oslo", "Europe/Stockholm", "Europe/Copenhagen", "Europe/Madrid", "Europe/Rome",
-	"Europe/Warsaw", "Europe/Prague", "Europe/Zurich", "Europe/Luxembourg", "Europe/Budapest",
+        "CET",
+        "Europe/Berlin",
+        "Europe/Paris",
+        "Europe/Amsterdam",
+        "Europe/Brussels",
+        "Europe/Vienna",
+        "Europe/Oslo",
+        "Europe/Stockholm",
+        "Europe/Copenhagen",
+        "Europe/Madrid",
+        "Europe/Rome",
+        "Europe/Warsaw",
+        "Europe/Prague",
+        "Europe/Zurich",
+        "Europe/Luxembourg",
+        "Europe/Budapest",
 };
 
 int rtime_zone_parse(const char *name, enum rtime_zone *out)

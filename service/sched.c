@@ -185,7 +185,8 @@ int64_t sched_next_poll(const struct sched_input *in)
 	if(!p)
 		return now;
 	if(in->complete_until <= 0 && in->last_success <= 0 && in->failures <= 0)
-		return now + jitter(in->seed, now, SCHED_FIRST_JITTER_S); /* nothing held: a user is waiting */
+		return now +
+		       jitter(in->seed, now, SCHED_FIRST_JITTER_S); /* nothing held: a user is waiting */
 	if(p->revisable)
 		t = revisable_next(in);
 	else if(p->cadence == PROVIDER_DAILY)

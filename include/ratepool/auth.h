@@ -56,13 +56,13 @@ void auth_invalidate(struct auth *a, enum auth_kind kind, const char *token);
  * every HTTP request made, token requests included. req's auth fields are
  * overwritten, and left NULL on return. */
 int auth_perform(struct auth *a, enum auth_kind kind, struct http_request *req,
-		 const struct http_retry_policy *policy, struct http_response *resp, int *attempts,
-		 struct rp_err *err);
+                 const struct http_retry_policy *policy, struct http_response *resp, int *attempts,
+                 struct rp_err *err);
 
 struct auth_stats {
 	unsigned long refresh_count;
-	int64_t last_refresh;     /* 0: never */
-	int64_t expires_at;       /* of the token held, 0 when none */
+	int64_t last_refresh; /* 0: never */
+	int64_t expires_at;   /* of the token held, 0 when none */
 };
 void auth_stats_get(struct auth *a, enum auth_kind kind, struct auth_stats *out);
 

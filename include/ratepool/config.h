@@ -20,7 +20,7 @@
 
 #include <stdint.h>
 
-#define CONFIG_MAX_SERIES 256
+#define CONFIG_MAX_SERIES   256
 #define CONFIG_MAX_ACCOUNTS 16
 
 /* An Octopus account named by an alias that requests may use as a series
@@ -32,13 +32,13 @@ struct config_account {
 
 struct config {
 	/* MQTT */
-	char *mqtt_url;           /* tcp://127.0.0.1:1883 */
-	char *mqtt_username;      /* NULL: none */
-	char *mqtt_password;      /* secret */
-	char *mqtt_ca_file;       /* NULL: system CAs for ssl:// */
-	char *mqtt_client_id;     /* default ratepool-<hostname>-<pid> */
-	char *topic_prefix;       /* ratepool */
-	char *discovery_prefix;   /* homeassistant; "" disables discovery */
+	char *mqtt_url;         /* tcp://127.0.0.1:1883 */
+	char *mqtt_username;    /* NULL: none */
+	char *mqtt_password;    /* secret */
+	char *mqtt_ca_file;     /* NULL: system CAs for ssl:// */
+	char *mqtt_client_id;   /* default ratepool-<hostname>-<pid> */
+	char *topic_prefix;     /* ratepool */
+	char *discovery_prefix; /* homeassistant; "" disables discovery */
 
 	/* Store */
 	char *store;              /* ./var/ratepool */
@@ -53,16 +53,16 @@ struct config {
 	int series_count;
 
 	/* Upstreams */
-	char *octopus_url;        /* https://api.octopus.energy */
-	char *tibber_url;         /* https://api.tibber.com */
-	char *watttime_url;       /* https://api.watttime.org */
-	char *aemo_url;           /* https://visualisations.aemo.com.au */
-	char *energycharts_url;   /* https://api.energy-charts.info */
-	char *octopus_api_key;    /* secret */
-	char *tibber_token;       /* secret */
+	char *octopus_url;      /* https://api.octopus.energy */
+	char *tibber_url;       /* https://api.tibber.com */
+	char *watttime_url;     /* https://api.watttime.org */
+	char *aemo_url;         /* https://visualisations.aemo.com.au */
+	char *energycharts_url; /* https://api.energy-charts.info */
+	char *octopus_api_key;  /* secret */
+	char *tibber_token;     /* secret */
 	char *watttime_username;
-	char *watttime_password;  /* secret */
-	char *watttime_signal;    /* co2_moer */
+	char *watttime_password;                             /* secret */
+	char *watttime_signal;                               /* co2_moer */
 	struct config_account accounts[CONFIG_MAX_ACCOUNTS]; /* RATEPOOL_OCTOPUS_ACCOUNTS=alias:A-123,... */
 	int account_count;
 
@@ -76,16 +76,16 @@ struct config {
 	int token_refresh_margin_s;  /* 300 */
 
 	/* Service behaviour (issue 4) */
-	int request_max_range_s;     /* 7 days */
-	int request_wait_ms;         /* 10000: single-flight bounded wait */
-	int series_idle_s;           /* 7 days without a request: stop refreshing */
-	int new_series_per_minute;   /* 30 */
-	int forecast_ttl_s;          /* 1800 */
-	int stale_grace_s;           /* 300 */
-	int negative_cache_s;        /* 600: unknown series remembered */
-	int failure_threshold;       /* 3 consecutive failures: degraded */
-	int health_interval_s;       /* 30 */
-	int shutdown_grace_ms;       /* 5000 */
+	int request_max_range_s;   /* 7 days */
+	int request_wait_ms;       /* 10000: single-flight bounded wait */
+	int series_idle_s;         /* 7 days without a request: stop refreshing */
+	int new_series_per_minute; /* 30 */
+	int forecast_ttl_s;        /* 1800 */
+	int stale_grace_s;         /* 300 */
+	int negative_cache_s;      /* 600: unknown series remembered */
+	int failure_threshold;     /* 3 consecutive failures: degraded */
+	int health_interval_s;     /* 30 */
+	int shutdown_grace_ms;     /* 5000 */
 };
 
 /* Fills cfg with defaults, then the file (when path is not NULL), then the

@@ -14,28 +14,28 @@
 
 enum rp_code {
 	RP_OK = 0,
-	RP_ENOMEM = -1000,   /* allocation failed */
-	RP_EINVAL,           /* bad argument, bad setting, bad request */
-	RP_ENET,             /* connection refused/reset, DNS, TLS */
-	RP_ETIMEOUT,         /* connect or total timeout */
-	RP_EAUTH,            /* 401, or a Kraken auth error code */
-	RP_EFORBIDDEN,       /* 403 (also a CDN's HTML error page) */
-	RP_ENOTFOUND,        /* 404, unknown series */
-	RP_ERATELIMIT,       /* 429 */
-	RP_ESERVER,          /* 5xx */
-	RP_ETOOLARGE,        /* body over the cap */
-	RP_EPARSE,           /* not JSON / not the expected shape */
-	RP_EGARBAGE,         /* parsed, but the data lies (NaN, overlaps, ...) */
-	RP_EUPSTREAM,        /* any other upstream error (400, GraphQL error) */
-	RP_ESTORE,           /* LMDB error other than those below */
-	RP_EFULL,            /* store at its size bound / disk full */
-	RP_ESCHEMA,          /* store written by an unknown/newer version */
-	RP_ECORRUPT,         /* store file damaged */
-	RP_EBUSY,            /* lease held by someone else, queue full */
-	RP_ENOENT,           /* no such record */
-	RP_EIO,              /* other system error */
-	RP_EUNAVAILABLE,     /* upstream failing; nothing held to serve */
-	RP_ELIMIT,           /* a client-protection limit was hit */
+	RP_ENOMEM = -1000, /* allocation failed */
+	RP_EINVAL,         /* bad argument, bad setting, bad request */
+	RP_ENET,           /* connection refused/reset, DNS, TLS */
+	RP_ETIMEOUT,       /* connect or total timeout */
+	RP_EAUTH,          /* 401, or a Kraken auth error code */
+	RP_EFORBIDDEN,     /* 403 (also a CDN's HTML error page) */
+	RP_ENOTFOUND,      /* 404, unknown series */
+	RP_ERATELIMIT,     /* 429 */
+	RP_ESERVER,        /* 5xx */
+	RP_ETOOLARGE,      /* body over the cap */
+	RP_EPARSE,         /* not JSON / not the expected shape */
+	RP_EGARBAGE,       /* parsed, but the data lies (NaN, overlaps, ...) */
+	RP_EUPSTREAM,      /* any other upstream error (400, GraphQL error) */
+	RP_ESTORE,         /* LMDB error other than those below */
+	RP_EFULL,          /* store at its size bound / disk full */
+	RP_ESCHEMA,        /* store written by an unknown/newer version */
+	RP_ECORRUPT,       /* store file damaged */
+	RP_EBUSY,          /* lease held by someone else, queue full */
+	RP_ENOENT,         /* no such record */
+	RP_EIO,            /* other system error */
+	RP_EUNAVAILABLE,   /* upstream failing; nothing held to serve */
+	RP_ELIMIT,         /* a client-protection limit was hit */
 	RP_ECODE_END
 };
 
@@ -58,8 +58,7 @@ const char *rp_code_name(int code);
 
 /* Sets err (when not NULL) to code with a printf-style message and returns
  * code, so that `return rp_err_set(err, RP_EPARSE, "...")` reads well. */
-int rp_err_set(struct rp_err *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int rp_err_set(struct rp_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Clears err to RP_OK with an empty message and retry_after -1. */
 void rp_err_clear(struct rp_err *err);

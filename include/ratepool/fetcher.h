@@ -33,7 +33,7 @@
 #include <stdint.h>
 
 #define FETCHER_SHARED_POLL_S 60
-#define FETCHER_QUEUE_MAX 4096
+#define FETCHER_QUEUE_MAX     4096
 
 struct fetcher;
 
@@ -45,20 +45,20 @@ struct fetch_job {
 	int64_t fresh_after; /* revisable data: held slots fetched before this are not enough */
 	bool scheduled;      /* a scheduled poll (vs. a gap fill for requests) */
 	bool account;        /* refresh the record of the Octopus account alias
-				ref.id names (which tariff when), nothing else */
+	                        ref.id names (which tariff when), nothing else */
 	bool retry;          /* asks again for a range that failed: a recent
-				poll of the series does not make it unnecessary */
+	                        poll of the series does not make it unnecessary */
 	uint64_t seq;        /* the caller's flight number, echoed */
 };
 
 struct fetch_done {
 	struct fetch_job job;
-	int code;               /* 0 or RP_E* */
-	struct rp_err err;      /* message safe to show (no secrets) */
-	int upstream_calls;     /* HTTP requests made */
-	bool skipped;           /* the store already held it: no upstream call */
-	bool lease_busy;        /* another process holds the lease */
-	size_t slots;           /* slots in the answer */
+	int code;           /* 0 or RP_E* */
+	struct rp_err err;  /* message safe to show (no secrets) */
+	int upstream_calls; /* HTTP requests made */
+	bool skipped;       /* the store already held it: no upstream call */
+	bool lease_busy;    /* another process holds the lease */
+	size_t slots;       /* slots in the answer */
 	struct store_write_result written;
 	int64_t fetched_at;
 	/* A poll that succeeded or was skipped because of a recent one: when
@@ -79,7 +79,7 @@ typedef void (*fetcher_done_fn)(struct fetch_done *done, void *arg);
  * leases (copied). lease_ttl_s bounds how long a dead process can hold a
  * series. Returns 0, RP_EINVAL, RP_ENOMEM or RP_EIO. */
 int fetcher_new(struct fetcher **out, int threads, struct store *store, const struct provider_ctx *ctx,
-		const char *owner, int lease_ttl_s, fetcher_done_fn done, void *arg);
+                const char *owner, int lease_ttl_s, fetcher_done_fn done, void *arg);
 
 /* Queues a job (copied). Never blocks. Returns 0, or RP_EBUSY when
  * FETCHER_QUEUE_MAX jobs wait, or RP_EINVAL after fetcher_stop(). */

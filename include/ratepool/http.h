@@ -27,38 +27,38 @@
 #include <stddef.h>
 
 struct http_request {
-	const char *method;          /* "GET" (default when NULL) or "POST" */
+	const char *method; /* "GET" (default when NULL) or "POST" */
 	const char *url;
-	const char *body;            /* POST body or NULL */
-	const char *content_type;    /* for body, e.g. "application/json" */
-	const char *const *headers;  /* NULL-terminated "Name: value" list, or NULL */
-	const char *basic_user;      /* basic auth when not NULL */
+	const char *body;           /* POST body or NULL */
+	const char *content_type;   /* for body, e.g. "application/json" */
+	const char *const *headers; /* NULL-terminated "Name: value" list, or NULL */
+	const char *basic_user;     /* basic auth when not NULL */
 	const char *basic_password;
-	const char *bearer;          /* "Authorization: Bearer <bearer>" when not NULL */
-	const char *authorization;   /* raw "Authorization: <value>" when not NULL (Kraken JWT) */
-	const char *if_none_match;   /* ETag for a conditional GET, or NULL */
+	const char *bearer;        /* "Authorization: Bearer <bearer>" when not NULL */
+	const char *authorization; /* raw "Authorization: <value>" when not NULL (Kraken JWT) */
+	const char *if_none_match; /* ETag for a conditional GET, or NULL */
 	const char *if_modified_since;
-	long connect_timeout_ms;     /* 0: 5000 */
-	long timeout_ms;             /* 0: 20000 */
-	size_t max_body;             /* 0: 8 MiB */
+	long connect_timeout_ms; /* 0: 5000 */
+	long timeout_ms;         /* 0: 20000 */
+	size_t max_body;         /* 0: 8 MiB */
 };
 
 struct http_response {
-	long status;                 /* HTTP status, 0 when none arrived */
-	char *body;                  /* malloc'd, NUL-terminated; freed by http_response_free */
+	long status; /* HTTP status, 0 when none arrived */
+	char *body;  /* malloc'd, NUL-terminated; freed by http_response_free */
 	size_t len;
 	char content_type[96];
 	char etag[160];
 	char last_modified[64];
-	long retry_after;            /* seconds from Retry-After, -1 when absent */
+	long retry_after; /* seconds from Retry-After, -1 when absent */
 };
 
 struct http_retry_policy {
-	int max_attempts;            /* total tries, >= 1 */
-	long base_ms;                /* first backoff ceiling */
-	long cap_ms;                 /* largest backoff */
-	long max_retry_after_s;      /* a longer Retry-After is not waited for:
-					the error is returned with retry_after set */
+	int max_attempts;       /* total tries, >= 1 */
+	long base_ms;           /* first backoff ceiling */
+	long cap_ms;            /* largest backoff */
+	long max_retry_after_s; /* a longer Retry-After is not waited for:
+	                           the error is returned with retry_after set */
 };
 
 /* Process-wide setup and teardown (curl_global_*). Call before threads. */
@@ -76,7 +76,7 @@ int http_perform(const struct http_request *req, struct http_response *resp, str
  * scaled by the rtime clock seam). `attempts` (may be NULL) gets the
  * number of requests made, so tests and health can count upstream calls. */
 int http_perform_retry(const struct http_request *req, const struct http_retry_policy *policy,
-		       struct http_response *resp, int *attempts, struct rp_err *err);
+                       struct http_response *resp, int *attempts, struct rp_err *err);
 
 void http_response_free(struct http_response *resp);
 

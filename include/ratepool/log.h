@@ -49,21 +49,21 @@ void log_remove_secret(const char *secret);
 
 /* Writes one line; use the macros below, which check the level first. */
 void log_write(enum log_level level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /* Copies `in` to `out` (size `outsz`) with every registered secret
  * replaced by `***`. Used by log_write, and by code that builds text bound
  * for MQTT from an upstream message. Always NUL-terminates. */
 void log_scrub(const char *in, char *out, unsigned long outsz);
 
-#define log_at(lvl, event, ...) \
-	do { \
-		if((lvl) <= log__level) \
-			log_write((lvl), (event), __VA_ARGS__); \
+#define log_at(lvl, event, ...)                                                                              \
+	do {                                                                                                 \
+		if((lvl) <= log__level)                                                                      \
+			log_write((lvl), (event), __VA_ARGS__);                                              \
 	} while(0)
 #define log_error(event, ...) log_at(LOG_LEVEL_ERROR, event, __VA_ARGS__)
-#define log_warn(event, ...) log_at(LOG_LEVEL_WARN, event, __VA_ARGS__)
-#define log_info(event, ...) log_at(LOG_LEVEL_INFO, event, __VA_ARGS__)
+#define log_warn(event, ...)  log_at(LOG_LEVEL_WARN, event, __VA_ARGS__)
+#define log_info(event, ...)  log_at(LOG_LEVEL_INFO, event, __VA_ARGS__)
 #define log_debug(event, ...) log_at(LOG_LEVEL_DEBUG, event, __VA_ARGS__)
 
 #endif

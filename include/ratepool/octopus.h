@@ -131,8 +131,8 @@ int octopus_account_tariffs(const struct provider_ctx *ctx, const char *alias, i
  * account record is missing or older than OCTOPUS_ACCOUNT_TTL_S (then
  * octopus_account_tariffs, off the event loop, refreshes it). For the
  * daemon's event loop, which must not wait on an upstream. */
-int octopus_account_tariffs_cached(const struct provider_ctx *ctx, const char *alias, int64_t from, int64_t to,
-                                   struct octopus_tariff_span *spans, size_t max, size_t *n,
+int octopus_account_tariffs_cached(const struct provider_ctx *ctx, const char *alias, int64_t from,
+                                   int64_t to, struct octopus_tariff_span *spans, size_t max, size_t *n,
                                    struct rp_err *err);
 
 extern const struct provider provider_octopus;

@@ -29,16 +29,16 @@ struct store;
 /* What a fetch may use; all borrowed. */
 struct provider_ctx {
 	const struct config *cfg;
-	struct auth *auth;                   /* may be NULL for public providers */
-	struct store *store;                 /* may be NULL (no account cache) */
+	struct auth *auth;   /* may be NULL for public providers */
+	struct store *store; /* may be NULL (no account cache) */
 	const struct http_retry_policy *retry;
 };
 
 struct provider_result {
-	struct slot_list slots;   /* owned; free with provider_result_free */
-	int upstream_calls;       /* HTTP requests made (pages, retries, logins) */
+	struct slot_list slots; /* owned; free with provider_result_free */
+	int upstream_calls;     /* HTTP requests made (pages, retries, logins) */
 	int64_t fetched_at;
-	char source[32];          /* endpoint label kept with the fetch group */
+	char source[32]; /* endpoint label kept with the fetch group */
 };
 
 /* How far back an upstream still answers. Gaps before that can never be
@@ -51,29 +51,29 @@ enum provider_history {
 
 /* When an upstream's new data appears, so the scheduler polls then. */
 enum provider_cadence {
-	PROVIDER_DAILY,    /* day-ahead: next day published once a day */
-	PROVIDER_PERIODIC  /* rolling: dispatch/forecasts every `period_s` */
+	PROVIDER_DAILY,   /* day-ahead: next day published once a day */
+	PROVIDER_PERIODIC /* rolling: dispatch/forecasts every `period_s` */
 };
 
 struct provider {
-	const char *id;           /* "octopus", "tibber", ... */
-	const char *unit;         /* default unit of its slots */
-	enum rtime_zone zone;     /* publication zone */
-	int resolution;           /* native slot length in seconds (newest) */
-	double max_abs;           /* largest believable |value| in unit */
+	const char *id;       /* "octopus", "tibber", ... */
+	const char *unit;     /* default unit of its slots */
+	enum rtime_zone zone; /* publication zone */
+	int resolution;       /* native slot length in seconds (newest) */
+	double max_abs;       /* largest believable |value| in unit */
 	enum provider_cadence cadence;
-	int publish_minute;       /* DAILY: local minute of day the next day usually appears */
-	int publish_spread_s;     /* DAILY: how late it may be; poll until then */
-	int period_s;             /* PERIODIC: period; forecasts use the TTL */
-	int delay_s;              /* PERIODIC: typical delay after the boundary */
-	bool revisable;           /* forecasts: values change, TTL applies */
+	int publish_minute;   /* DAILY: local minute of day the next day usually appears */
+	int publish_spread_s; /* DAILY: how late it may be; poll until then */
+	int period_s;         /* PERIODIC: period; forecasts use the TTL */
+	int delay_s;          /* PERIODIC: typical delay after the boundary */
+	bool revisable;       /* forecasts: values change, TTL applies */
 	enum provider_history history;
-	int history_s;            /* PROVIDER_HISTORY_ROLLING: seconds back */
+	int history_s; /* PROVIDER_HISTORY_ROLLING: seconds back */
 	bool needs_auth;
 	/* Fetches [from, to) for series `id` into res->slots (unsorted is
 	 * fine). Returns 0 or RP_E*; on error no slots are kept. */
 	int (*fetch)(const struct provider_ctx *ctx, const char *id, int64_t from, int64_t to,
-		     struct provider_result *res, struct rp_err *err);
+	             struct provider_result *res, struct rp_err *err);
 };
 
 /* The provider with that id, or NULL. */
@@ -87,7 +87,7 @@ void provider_result_free(struct provider_result *res);
 /* Runs p->fetch, then sorts and validates (slot_list_validate with
  * p->max_abs); on any error the slots are emptied. Sets fetched_at. */
 int provider_fetch(const struct provider *p, const struct provider_ctx *ctx, const char *id, int64_t from,
-		   int64_t to, struct provider_result *res, struct rp_err *err);
+                   int64_t to, struct provider_result *res, struct rp_err *err);
 
 /* The earliest instant p's upstream still answers for at `now`;
  * INT64_MIN when it keeps all history. A forecast (revisable) has no

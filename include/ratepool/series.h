@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SERIES_ID_MAX 64
+#define SERIES_ID_MAX   64
 #define PROVIDER_ID_MAX 15
 
 struct series_ref {

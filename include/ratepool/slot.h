@@ -40,8 +40,7 @@ void slot_list_clear(struct slot_list *list);
 
 /* Appends one slot. Returns 0, RP_ENOMEM, or RP_ETOOLARGE past
  * SLOT_LIST_MAX. */
-int slot_list_push(struct slot_list *list, int64_t start, int64_t end, double value,
-		   double value_exc_vat);
+int slot_list_push(struct slot_list *list, int64_t start, int64_t end, double value, double value_exc_vat);
 
 /* Sorts by start (stable for equal starts). */
 void slot_list_sort(struct slot_list *list);

@@ -35,14 +35,14 @@
 #include <stdint.h>
 
 #define STORE_SCHEMA_VERSION 1
-#define STORE_MAX_MISSING 32
+#define STORE_MAX_MISSING    32
 
 struct store;
 
 struct store_options {
-	const char *path;        /* directory; created (0700) when missing */
-	uint64_t max_bytes;      /* GC bound on the data file; 0: 256 MiB */
-	uint64_t initial_map;    /* first map size; 0: 16 MiB */
+	const char *path;     /* directory; created (0700) when missing */
+	uint64_t max_bytes;   /* GC bound on the data file; 0: 256 MiB */
+	uint64_t initial_map; /* first map size; 0: 16 MiB */
 };
 
 /* Opens (creating when missing) the store at opt->path; files are 0600.
@@ -71,10 +71,10 @@ int store_reader_check(struct store *s, int *cleared);
 struct store_series {
 	struct series_ref ref;
 	char unit[SLOT_UNIT_SIZE];
-	int resolution;           /* seconds of the newest answer's slots */
-	enum rtime_zone zone;     /* publication zone, for GC's protected days */
-	int tracked;              /* 1: refreshed and published */
-	int64_t last_requested;   /* last time a client asked (demand) */
+	int resolution;         /* seconds of the newest answer's slots */
+	enum rtime_zone zone;   /* publication zone, for GC's protected days */
+	int tracked;            /* 1: refreshed and published */
+	int64_t last_requested; /* last time a client asked (demand) */
 	int64_t created_at;
 };
 
@@ -92,10 +92,10 @@ int store_series_delete(struct store *s, const struct series_ref *ref);
 /* --- fetch groups and slots --------------------------------------------- */
 
 struct store_write_result {
-	uint64_t group_id;      /* 0 when nothing was written (empty answer) */
-	size_t added;           /* slots not held before */
-	size_t changed;         /* held slots whose value changed */
-	size_t touched;         /* held slots moved to this group unchanged */
+	uint64_t group_id; /* 0 when nothing was written (empty answer) */
+	size_t added;      /* slots not held before */
+	size_t changed;    /* held slots whose value changed */
+	size_t touched;    /* held slots moved to this group unchanged */
 };
 
 /* Writes one upstream answer for `ref` as one fetch group in one write
@@ -105,8 +105,8 @@ struct store_write_result {
  * An empty list writes nothing and returns 0 with group_id 0. Held slots
  * outside the answer are never touched. res may be NULL. */
 int store_put_answer(struct store *s, const struct series_ref *ref, enum rtime_zone zone,
-		     const struct slot_list *slots, int64_t fetched_at, const char *source,
-		     struct store_write_result *res);
+                     const struct slot_list *slots, int64_t fetched_at, const char *source,
+                     struct store_write_result *res);
 
 struct store_range {
 	int64_t from;
@@ -114,11 +114,11 @@ struct store_range {
 };
 
 struct store_lookup {
-	struct slot_list slots;   /* caller-owned; reused across lookups */
+	struct slot_list slots; /* caller-owned; reused across lookups */
 	struct store_range missing[STORE_MAX_MISSING];
-	size_t n_missing;         /* gaps in [from,to) with no slot held */
-	int truncated_missing;    /* more gaps than fit in missing[] */
-	int64_t fetched_at;       /* oldest fetched_at among the slots returned; 0 if none */
+	size_t n_missing;      /* gaps in [from,to) with no slot held */
+	int truncated_missing; /* more gaps than fit in missing[] */
+	int64_t fetched_at;    /* oldest fetched_at among the slots returned; 0 if none */
 	int64_t newest_fetched_at;
 };
 
@@ -131,7 +131,7 @@ void store_lookup_free(struct store_lookup *l);
  * reused read transaction; no allocation once the list has grown. A
  * series never seen gives no slots and one missing range. */
 int store_lookup(struct store *s, const struct series_ref *ref, int64_t from, int64_t to,
-		 struct store_lookup *out);
+                 struct store_lookup *out);
 
 /* End of the last slot held for ref (DESIGN.md `complete_until`); 0 when
  * nothing is held. */
@@ -141,9 +141,9 @@ struct store_group {
 	uint64_t id;
 	struct series_ref ref;
 	int64_t fetched_at;
-	int64_t from;            /* start of the first slot of the answer */
-	int64_t to;              /* end of the last */
-	uint32_t slot_count;     /* slots still belonging to this group */
+	int64_t from;        /* start of the first slot of the answer */
+	int64_t to;          /* end of the last */
+	uint32_t slot_count; /* slots still belonging to this group */
 	char source[32];
 };
 
@@ -172,8 +172,8 @@ int store_used_bytes(struct store *s, uint64_t *out);
 
 struct store_token {
 	char access[4096];
-	char refresh[2048];       /* "" when none */
-	int64_t expires_at;       /* of the access token */
+	char refresh[2048];         /* "" when none */
+	int64_t expires_at;         /* of the access token */
 	int64_t refresh_expires_at; /* 0: unknown */
 	int64_t obtained_at;
 };

@@ -1024,8 +1024,8 @@ int octopus_account_tariffs(const struct provider_ctx *ctx, const char *alias, i
 	return account_tariffs(ctx, alias, from, to, spans, max, n, true, err);
 }
 
-int octopus_account_tariffs_cached(const struct provider_ctx *ctx, const char *alias, int64_t from, int64_t to,
-                                   struct octopus_tariff_span *spans, size_t max, size_t *n,
+int octopus_account_tariffs_cached(const struct provider_ctx *ctx, const char *alias, int64_t from,
+                                   int64_t to, struct octopus_tariff_span *spans, size_t max, size_t *n,
                                    struct rp_err *err)
 {
 	return account_tariffs(ctx, alias, from, to, spans, max, n, false, err);
@@ -1046,7 +1046,8 @@ static int fetch_account(const struct provider_ctx *ctx, const char *alias, int6
 		rc = rp_err_set(err, RP_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = account_agreements(ctx, alias, ag, OCTOPUS_MAX_AGREEMENTS, &nag, &res->upstream_calls, true, err);
+	rc = account_agreements(ctx, alias, ag, OCTOPUS_MAX_AGREEMENTS, &nag, &res->upstream_calls, true,
+	                        err);
 	if(!rc)
 		rc = spans_of(ag, nag, from, to, sp, OCTOPUS_MAX_AGREEMENTS, &nsp, err);
 	for(i = 0; !rc && i < nsp; i++) {
