@@ -159,7 +159,7 @@ int auth_jwt_exp(const char *jwt, int64_t *exp)
 	if(json_is_integer(v) && json_integer_value(v) > 0) {
 		*exp = (int64_t)json_integer_value(v);
 		rc = 0;
-	} else if(json_is_real(v) && isfinite(json_real_value(v)) && json_real_value(v) > 0 &&
+	} else if(json_is_real(v) && isfinite(json_real_value(v)) && json_real_value(v) >= 1.0 &&
 	          json_real_value(v) < 9e15) {
 		*exp = (int64_t)json_real_value(v);
 		rc = 0;

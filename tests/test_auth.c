@@ -268,6 +268,8 @@ static void test_jwt_exp_missing_or_not_a_number_is_refused(void **state)
 	                 RP_EPARSE);
 	/* [1] */
 	assert_int_equal(auth_jwt_exp("eyJhbGciOiJIUzI1NiJ9.WzFd.c2ln", &exp), RP_EPARSE);
+	/* {"exp":0.5}: positive, but no instant after the epoch (found by fuzz_jwt) */
+	assert_int_equal(auth_jwt_exp("ey.eyJleHAiOjAuNX0.n", &exp), RP_EPARSE);
 	assert_int_equal(exp, 42);
 }
 
