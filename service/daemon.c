@@ -89,7 +89,6 @@ struct series {
 
 	/* fetch state */
 	bool in_flight;
-	bool in_flight_scheduled;
 	uint64_t flight_seq;
 	int failures;
 	int last_code; /* of the last failed fetch */
@@ -103,7 +102,6 @@ struct series {
 	int64_t gap_block_until;            /* a gap fetch just ran and left gaps: do not repeat */
 	struct store_range gap_block_range; /* ... for gaps inside the range it asked for */
 	int64_t complete_until;
-	struct store_range flight_range;
 	struct pending *waiters;
 	size_t n_waiters;
 
@@ -112,7 +110,6 @@ struct series {
 	bool current_dirty;
 	bool missing_now;
 	int64_t next_current;
-	int64_t published_complete_until;
 };
 
 /* Requests naming an Octopus account alias, waiting for its record. */
@@ -271,10 +268,8 @@ static void publish_doc(struct daemon *d, struct series *s, int64_t now)
 	doc.slots = &d->lookup.slots;
 	if(publish_price_doc(&d->buf, &doc))
 		return;
-	if(mqtt_publish(d->mqtt, topic, d->buf.p, d->buf.len, 1, true, 0) == 0) {
+	if(mqtt_publish(d->mqtt, topic, d->buf.p, d->buf.len, 1, true, 0) == 0)
 		s->doc_dirty = false;
-		s->published_complete_until = s->complete_until;
-	}
 	/* The data changed: Home Assistant's view of it too. */
 	publish_discovery(d, s, now);
 }
@@ -544,10 +539,7 @@ static void start_fetch(struct daemon *d, struct series *s, int64_t from, int64_
 		return;
 	}
 	s->in_flight = true;
-	s->in_flight_scheduled = scheduled;
 	s->flight_seq = job.seq;
-	s->flight_range.from = from;
-	s->flight_range.to = to;
 }
 
 static void schedule_next(struct daemon *d, struct series *s, int64_t now)
