@@ -310,24 +310,19 @@ static bool utf8_ok(const char *str)
 	return true;
 }
 
-/* Switches TCP_NODELAY on for every TCP socket of this process whose peer
- * port is the broker's: paho never does (see mqtt.h). Runs on paho's
- * thread right after the connect; a few system calls per descriptor. */
-static void set_nodelay(struct mqtt *m)
+int mqtt_nodelay_to_port(int port)
 {
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *de;
-	int self;
+	int self, n = 0;
 
-	if(!d) {
-		log_debug("mqtt_nodelay_skipped", "reason=\"no /proc/self/fd\"");
-		return;
-	}
+	if(!d)
+		return -1;
 	self = dirfd(d);
 	while((de = readdir(d)) != NULL) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		int fd, type = 0, on = 0, port;
+		int fd, type = 0, on = 0, peer;
 		socklen_t ol = sizeof(type);
 		char *e;
 		long v;
@@ -343,23 +338,44 @@ static void set_nodelay(struct mqtt *m)
 		if(getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
 			continue;
 		if(ss.ss_family == AF_INET)
-			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+			peer = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 		else if(ss.ss_family == AF_INET6)
-			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+			peer = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 		else
 			continue;
-		if(port != m->port)
+		if(peer != port)
 			continue;
 		ol = sizeof(on);
 		if(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &ol) != 0 || on)
 			continue;
 		on = 1;
 		if(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == 0) {
-			count(&m->nodelay_set);
 			log_debug("mqtt_nodelay_set", "fd=%d", fd);
+			n++;
 		}
 	}
 	closedir(d);
+	return n;
+}
+
+int mqtt_url_port(const char *url)
+{
+	bool tls;
+	int port;
+
+	return url && parse_url(url, &port, &tls) == 0 ? port : -1;
+}
+
+/* Switches TCP_NODELAY on for the sockets to the broker: paho never does
+ * (see mqtt.h). Runs on paho's thread right after the connect. */
+static void set_nodelay(struct mqtt *m)
+{
+	int n = mqtt_nodelay_to_port(m->port);
+
+	if(n < 0)
+		log_debug("mqtt_nodelay_skipped", "reason=\"no /proc/self/fd\"");
+	while(n-- > 0)
+		count(&m->nodelay_set);
 }
 
 /* --- paho callbacks (paho's threads: no blocking, no caller locks) --------------- */

@@ -262,6 +262,17 @@ uint64_t mqtt_connect_generation(const struct mqtt *m);
 /* The status topic "P/status"; borrowed from m. */
 const char *mqtt_status_topic(const struct mqtt *m);
 
+/* Switches TCP_NODELAY on for every TCP socket of this process whose peer
+ * port is `port` and that has it off (paho 1.3.11 never sets it). Returns
+ * how many it switched on, or -1 without /proc/self/fd. The client does
+ * this itself on every connect; the benchmark tools use it for their own
+ * paho clients. */
+int mqtt_nodelay_to_port(int port);
+
+/* The broker's TCP port from a URL as mqtt_options.url takes it (explicit,
+ * or 1883 / 8883 / 80 / 443 by scheme); -1 for a URL it refuses. */
+int mqtt_url_port(const char *url);
+
 /* A snapshot of the counters. Thread-safe, lock-free. */
 void mqtt_counters(const struct mqtt *m, struct mqtt_counters *out);
 

@@ -20,6 +20,8 @@
  * stdout. --ready-file: written once subscribed, so a driver can wait for
  * it instead of sleeping. Exit 0, or 1 when the broker could not be used.
  */
+#include "ratepool/mqtt.h"
+
 #include <MQTTAsync.h>
 
 #include <arpa/inet.h>
@@ -187,67 +189,6 @@ static int wait_state(struct echo *e, int want)
 	return -1;
 }
 
-/* See loadgen.c: TCP_NODELAY on the sockets to the broker's port. */
-static int set_nodelay(int port)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *de;
-	int self, n = 0;
-
-	if(!d)
-		return 0;
-	self = dirfd(d);
-	while((de = readdir(d)) != NULL) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd, type = 0, on = 1, peer;
-		socklen_t ol = sizeof(type);
-		char *end;
-		long v;
-
-		if(de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		v = strtol(de->d_name, &end, 10);
-		if(*end || v < 0 || v > INT_MAX || (int)v == self)
-			continue;
-		fd = (int)v;
-		if(getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ol) != 0 || type != SOCK_STREAM)
-			continue;
-		if(getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
-			continue;
-		if(ss.ss_family == AF_INET)
-			peer = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		else if(ss.ss_family == AF_INET6)
-			peer = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-		else
-			continue;
-		if(peer == port && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == 0)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-static int url_port(const char *url)
-{
-	const char *c = strrchr(url, ':');
-	const char *scheme = strstr(url, "://");
-	char buf[8];
-	long p;
-	size_t n;
-
-	if(c && scheme && c > scheme + 2) {
-		n = strcspn(c + 1, "/");
-		if(n && n < sizeof(buf)) {
-			memcpy(buf, c + 1, n);
-			buf[n] = '\0';
-			if(parse_long(buf, 1, 65535, &p) == 0)
-				return (int)p;
-		}
-	}
-	return (!strncmp(url, "ssl://", 6) || !strncmp(url, "mqtts://", 8)) ? 8883 : 1883;
-}
-
 int main(int argc, char **argv)
 {
 	static struct echo e;
@@ -323,7 +264,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "echo: cannot connect to %s\n", url);
 		goto out;
 	}
-	set_nodelay(url_port(url));
+	mqtt_nodelay_to_port(mqtt_url_port(url));
 	ro.onSuccess5 = on_subscribed;
 	ro.onFailure5 = on_failed;
 	ro.context = &e;

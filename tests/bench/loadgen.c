@@ -35,6 +35,8 @@
  * daemon, loadgen switches it on for every socket connected to the
  * broker's port once all connections are up (--no-nodelay: leave it off).
  */
+#include "ratepool/mqtt.h"
+
 #include <MQTTAsync.h>
 
 #include <arpa/inet.h>
@@ -599,83 +601,6 @@ static int wait_state(struct loadgen *g, int want, const char *what)
 	}
 }
 
-/* The broker's TCP port from the URL (1883 / 8883 by scheme). */
-static int url_port(const char *url)
-{
-	const char *host = strstr(url, "://");
-	const char *colon, *end;
-	long p;
-	char buf[8];
-	size_t n;
-
-	host = host ? host + 3 : url;
-	end = strchr(host, '/');
-	if(!end)
-		end = host + strlen(host);
-	colon = NULL;
-	for(const char *q = host; q < end; q++)
-		if(*q == ':')
-			colon = q;
-	if(host[0] == '[') { /* [v6]:port */
-		const char *rb = memchr(host, ']', (size_t)(end - host));
-		if(!rb || colon < rb)
-			colon = NULL;
-	}
-	if(colon) {
-		n = (size_t)(end - colon - 1);
-		if(n == 0 || n >= sizeof(buf))
-			return -1;
-		memcpy(buf, colon + 1, n);
-		buf[n] = '\0';
-		if(parse_long(buf, 1, 65535, &p))
-			return -1;
-		return (int)p;
-	}
-	return (!strncmp(url, "ssl://", 6) || !strncmp(url, "mqtts://", 8)) ? 8883 : 1883;
-}
-
-/* TCP_NODELAY on every socket of this process whose peer port is the
- * broker's (paho never sets it). Returns how many were switched on. */
-static int set_nodelay(int port)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *de;
-	int self, n = 0;
-
-	if(!d)
-		return 0;
-	self = dirfd(d);
-	while((de = readdir(d)) != NULL) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd, type = 0, on = 1, peer;
-		socklen_t ol = sizeof(type);
-		char *e;
-		long v;
-
-		if(de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		v = strtol(de->d_name, &e, 10);
-		if(*e || v < 0 || v > INT_MAX || (int)v == self)
-			continue;
-		fd = (int)v;
-		if(getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ol) != 0 || type != SOCK_STREAM)
-			continue;
-		if(getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
-			continue;
-		if(ss.ss_family == AF_INET)
-			peer = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		else if(ss.ss_family == AF_INET6)
-			peer = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-		else
-			continue;
-		if(peer == port && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == 0)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
 static int connect_all(struct loadgen *g)
 {
 	int i, rc;
@@ -970,9 +895,9 @@ int main(int argc, char **argv)
 	if(connect_all(&g) || subscribe_all(&g))
 		goto out;
 	if(g.nodelay) {
-		int port = url_port(g.url);
+		int port = mqtt_url_port(g.url);
 		if(port > 0)
-			g.nodelay_sockets = set_nodelay(port);
+			g.nodelay_sockets = mqtt_nodelay_to_port(port);
 	}
 	rc = run(&g);
 out:
