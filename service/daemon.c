@@ -316,9 +316,11 @@ static void publish_current_price(struct daemon *d, struct series *s, int64_t no
 	if(!slot || publish_current(&d->buf, &d->lookup.slots, NULL, slot->start)) {
 		/* No price for now: publish nothing; the retained one expires
 		 * at its slot's end, so nobody sees an old price as current. */
+		/* Before its first fetch has ended a new series is not "missing"
+		 * (health would flap to degraded at every start). */
 		if(!s->missing_now)
 			d->health_dirty = true;
-		s->missing_now = s->tracked;
+		s->missing_now = s->tracked && (s->last_success || s->failures);
 		s->next_current = now + 60;
 		s->current_dirty = false;
 		return;

@@ -51,6 +51,25 @@ class RollingActuals(unittest.TestCase):
         later.assert_clean()
 
 
+class StartUp(unittest.TestCase):
+    def test_a_new_series_is_not_reported_missing_before_its_first_fetch_ends(self):
+        fake = FakeUpstream(self, clock="2026-11-21T10:00:00Z,1").start()
+        fake.fault("energycharts_price", "slow", delay_s=3)
+        broker = Mosquitto(self).start()
+        client = MqttClient(broker.port).connect()
+        self.addCleanup(client.close)
+        client.subscribe("ratepool/health", qos=1)
+        daemon = Ratepool(self, fake=fake, broker=broker, series="energycharts/DE-LU").start()
+        wait_until(lambda: fake.call_count("energycharts_price") == 1, timeout=10, message="the first fetch")
+        time.sleep(1.5)  # health goes out at most once a second: give it the chance to be wrong
+        healths = [m.json() for m in client.messages("ratepool/health") if m.payload]
+        self.assertTrue(healths)
+        for h in healths:
+            self.assertFalse(any("current slot" in i for i in h["issues"]), h["issues"])
+        wait_until(lambda: daemon.cli("health").returncode == 0, timeout=10, message="healthy after the fetch")
+        daemon.assert_clean()
+
+
 class LimitedHistory(unittest.TestCase):
     def test_tibber_past_before_today_is_never_fetched_again(self):
         # 11:00 CET: today is published, tomorrow not yet (13:00). Default
